@@ -1,0 +1,552 @@
+//! The incremental frame decoder.
+//!
+//! The decoder keeps its place between calls: it remembers where the current line starts,
+//! how far it has looked, the headers parsed so far and, once the head is complete, where the
+//! body starts. Each call looks only at bytes it has not looked at before, so a frame arriving
+//! one byte at a time costs the same as a frame arriving whole. A body with `content-length`
+//! is never scanned at all: the decoder waits until that many bytes are buffered.
+//!
+//! Lines are found with one vectorised pass (`memchr3`) over LF, backslash and CR; each
+//! complete header line is then split by the `nom` parsers in `line`.
+
+use std::fmt;
+use std::mem;
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::error::{Limit, excerpt};
+use crate::escape::{UnescapeError, unescape_into};
+use crate::frame::{HeaderSpan, HeaderSpans, MAX_SPAN_OFFSET, Span};
+use crate::{Command, Error, Frame, Version, line};
+
+/// What the decoder found next in the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    /// A complete frame.
+    Frame(Frame),
+    /// An end-of-line between frames: a heart-beat (spec: "Heart-beating").
+    ///
+    /// Brokers also end frames with EOLs after the NUL (RabbitMQ always sends one); those
+    /// cannot be told apart from heart-beats and are reported the same way. Either way they
+    /// show the peer is alive.
+    Heartbeat,
+}
+
+impl Item {
+    /// The frame, if this is one.
+    pub fn into_frame(self) -> Option<Frame> {
+        match self {
+            Self::Frame(frame) => Some(frame),
+            Self::Heartbeat => None,
+        }
+    }
+}
+
+/// Bounds on what the decoder accepts, so that a hostile or broken peer cannot make it buffer
+/// without end.
+///
+/// Fields can be read and set directly; the `with_*` methods chain.
+///
+/// ```
+/// use stompkit_codec::Limits;
+///
+/// let limits = Limits::default().with_max_frame_bytes(64 * 1024).with_max_headers(32);
+/// assert_eq!(limits.max_frame_bytes, 64 * 1024);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Largest frame, from the first byte of the command to the closing NUL.
+    /// Default 8 MiB. A `content-length` above it is refused as soon as it is read.
+    pub max_frame_bytes: usize,
+    /// Most headers in one frame. Default 128.
+    pub max_headers: usize,
+    /// Longest command or header line, without its EOL. Default 16 KiB (room for a JWT).
+    pub max_header_line_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: 8 * 1024 * 1024,
+            max_headers: 128,
+            max_header_line_bytes: 16 * 1024,
+        }
+    }
+}
+
+impl Limits {
+    /// Sets [`max_frame_bytes`](Self::max_frame_bytes).
+    pub fn with_max_frame_bytes(mut self, n: usize) -> Self {
+        self.max_frame_bytes = n;
+        self
+    }
+
+    /// Sets [`max_headers`](Self::max_headers).
+    pub fn with_max_headers(mut self, n: usize) -> Self {
+        self.max_headers = n;
+        self
+    }
+
+    /// Sets [`max_header_line_bytes`](Self::max_header_line_bytes).
+    pub fn with_max_header_line_bytes(mut self, n: usize) -> Self {
+        self.max_header_line_bytes = n;
+        self
+    }
+}
+
+/// Decodes a STOMP byte stream into [`Item`]s, one call at a time.
+///
+/// Feed it a [`BytesMut`] that you append received bytes to; each call to
+/// [`decode`](Self::decode) removes one complete item from the front, or returns `Ok(None)`
+/// when more bytes are needed (keep the unconsumed bytes in the buffer and call again after
+/// appending). This is the contract of `tokio_util::codec::Decoder`, which the `tokio-util`
+/// feature implements on [`StompCodec`](crate::StompCodec).
+///
+/// ```
+/// use bytes::BytesMut;
+/// use stompkit_codec::{Command, Decoder, Item, Version};
+///
+/// let mut decoder = Decoder::new(Version::V1_2);
+/// let mut buf = BytesMut::from(&b"MESSAGE\ndestination:/queue/a\nx:a\\cb\n\nhel"[..]);
+/// assert_eq!(decoder.decode(&mut buf)?, None); // body not complete yet
+/// buf.extend_from_slice(b"lo\0\n");
+/// let Some(Item::Frame(frame)) = decoder.decode(&mut buf)? else { panic!() };
+/// assert_eq!(frame.command(), Command::Message);
+/// assert_eq!(frame.header("x"), Some(&b"a:b"[..]));
+/// assert_eq!(&frame.body()[..], b"hello");
+/// assert_eq!(decoder.decode(&mut buf)?, Some(Item::Heartbeat)); // the trailing EOL
+/// # Ok::<(), stompkit_codec::Error>(())
+/// ```
+pub struct Decoder {
+    version: Version,
+    limits: Limits,
+    /// Bytes removed from the front of the stream so far (for error offsets).
+    consumed: u64,
+    failed: Option<Error>,
+    progress: Progress,
+}
+
+impl fmt::Debug for Decoder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decoder")
+            .field("version", &self.version)
+            .field("limits", &self.limits)
+            .field("consumed", &self.consumed)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the headers of the frame being decoded are escaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Escaping {
+    #[default]
+    None,
+    V1_1,
+    V1_2,
+}
+
+/// Where the decoder is inside the frame at the front of the buffer.
+/// All positions are relative to the buffer's start, which is always the frame's first byte.
+#[derive(Debug, Default)]
+struct Progress {
+    /// `None` until the command line is complete.
+    command: Option<Command>,
+    escaping: Escaping,
+    /// Start of the line being read.
+    line_start: usize,
+    /// Next byte not yet looked at (while reading the head or scanning a body for NUL).
+    scan: usize,
+    /// The line being read holds a backslash.
+    line_escaped: bool,
+    headers: HeaderSpans,
+    /// Unescaped copies of headers that held escapes.
+    unescaped: Vec<u8>,
+    content_length: Option<usize>,
+    /// First body byte; 0 while the head is incomplete (a head is never empty).
+    body_start: usize,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Self::new(Version::default())
+    }
+}
+
+impl Decoder {
+    /// A decoder for `version` with default [`Limits`].
+    pub fn new(version: Version) -> Self {
+        Self::with_limits(version, Limits::default())
+    }
+
+    /// A decoder for `version` with the given limits.
+    pub fn with_limits(version: Version, limits: Limits) -> Self {
+        Self {
+            version,
+            limits,
+            consumed: 0,
+            failed: None,
+            progress: Progress::default(),
+        }
+    }
+
+    /// The version whose rules apply.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// Switches to another version's rules, e.g. after `CONNECTED` named the negotiated one.
+    ///
+    /// It applies to bytes not yet looked at; call it between frames.
+    pub fn set_version(&mut self, version: Version) {
+        self.version = version;
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Replaces the limits; they apply from the next check on.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
+    /// How many bytes the decoder has removed from the front of the stream so far.
+    pub fn consumed(&self) -> u64 {
+        self.consumed
+    }
+
+    /// Whether a frame has been started but not finished.
+    pub fn is_mid_frame(&self) -> bool {
+        self.progress.scan > 0 || self.progress.command.is_some()
+    }
+
+    /// Decodes the next item from the front of `buf`.
+    ///
+    /// Returns `Ok(None)` when `buf` holds no complete item yet. After an error the stream
+    /// cannot be resynchronised and every later call returns the same error.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Item>, Error> {
+        if let Some(error) = &self.failed {
+            return Err(error.clone());
+        }
+        let result = self.decode_inner(buf);
+        if let Err(error) = &result {
+            self.failed = Some(error.clone());
+        }
+        result
+    }
+
+    /// Like [`decode`](Self::decode), for when the stream has ended: bytes left over that do
+    /// not form a complete item are a [`Error::Truncated`].
+    pub fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Item>, Error> {
+        match self.decode(buf)? {
+            Some(item) => Ok(Some(item)),
+            None if buf.is_empty() => Ok(None),
+            None => {
+                let error = Error::Truncated {
+                    offset: self.consumed,
+                    buffered: buf.len(),
+                };
+                self.failed = Some(error.clone());
+                Err(error)
+            }
+        }
+    }
+
+    fn decode_inner(&mut self, buf: &mut BytesMut) -> Result<Option<Item>, Error> {
+        if self.progress.body_start == 0 {
+            if self.progress.scan == 0 {
+                match self.heartbeat(buf)? {
+                    Boundary::Heartbeat(len) => {
+                        buf.advance(len);
+                        self.consumed += len as u64;
+                        return Ok(Some(Item::Heartbeat));
+                    }
+                    Boundary::NeedMore => return Ok(None),
+                    Boundary::Frame => {}
+                }
+            }
+            if !self.read_head(buf)? {
+                return Ok(None);
+            }
+        }
+        self.read_body(buf)
+    }
+
+    /// Looks at the first bytes of a frame slot: an EOL there is a heart-beat.
+    fn heartbeat(&self, buf: &[u8]) -> Result<Boundary, Error> {
+        match buf {
+            [] => Ok(Boundary::NeedMore),
+            [b'\n', ..] => Ok(Boundary::Heartbeat(1)),
+            [b'\r', rest @ ..] if self.version.allows_crlf() => match rest.first() {
+                None => Ok(Boundary::NeedMore),
+                Some(b'\n') => Ok(Boundary::Heartbeat(2)),
+                Some(_) => Err(Error::BareCarriageReturn {
+                    offset: self.consumed,
+                }),
+            },
+            _ => Ok(Boundary::Frame),
+        }
+    }
+
+    /// Reads head lines from where the last call stopped. `Ok(true)` once the blank line that
+    /// ends the head has been read.
+    fn read_head(&mut self, buf: &[u8]) -> Result<bool, Error> {
+        let crlf = self.version.allows_crlf();
+        let base = self.progress.scan;
+        for rel in memchr::memchr3_iter(b'\n', b'\\', b'\r', &buf[base..]) {
+            let at = base + rel;
+            match buf[at] {
+                b'\\' => self.progress.line_escaped = true,
+                b'\r' => {
+                    if !crlf {
+                        continue; // 1.0 and 1.1 know only LF; a CR is an ordinary byte.
+                    }
+                    match buf.get(at + 1) {
+                        Some(b'\n') => {} // the LF that follows ends the line
+                        Some(_) => {
+                            return Err(Error::BareCarriageReturn {
+                                offset: self.consumed + at as u64,
+                            });
+                        }
+                        None => {
+                            self.progress.scan = at; // decide when the next byte arrives
+                            self.check_partial_head(buf.len())?;
+                            return Ok(false);
+                        }
+                    }
+                }
+                _ => {
+                    let start = self.progress.line_start;
+                    let end = if crlf && at > start && buf[at - 1] == b'\r' {
+                        at - 1
+                    } else {
+                        at
+                    };
+                    if end - start > self.limits.max_header_line_bytes {
+                        return Err(self.limit(Limit::HeaderLineBytes, start));
+                    }
+                    if self.progress.command.is_none() {
+                        self.command_line(&buf[start..end], start)?;
+                    } else if end == start {
+                        self.progress.body_start = at + 1;
+                        self.progress.scan = at + 1;
+                        return Ok(true);
+                    } else {
+                        self.header_line(buf, start, end)?;
+                    }
+                    self.progress.line_start = at + 1;
+                    self.progress.line_escaped = false;
+                }
+            }
+        }
+        self.progress.scan = buf.len();
+        self.check_partial_head(buf.len())?;
+        Ok(false)
+    }
+
+    /// Limits that can be checked before the head is complete: everything buffered belongs to
+    /// this frame.
+    fn check_partial_head(&self, buffered: usize) -> Result<(), Error> {
+        let start = self.progress.line_start;
+        if buffered - start > self.limits.max_header_line_bytes + 1 {
+            return Err(self.limit(Limit::HeaderLineBytes, start));
+        }
+        if buffered > self.limits.max_frame_bytes {
+            return Err(self.limit(Limit::FrameBytes, self.limits.max_frame_bytes));
+        }
+        Ok(())
+    }
+
+    fn command_line(&mut self, line: &[u8], start: usize) -> Result<(), Error> {
+        let command = Command::from_bytes(line).ok_or_else(|| Error::UnknownCommand {
+            offset: self.consumed + start as u64,
+            command: excerpt(line),
+        })?;
+        self.progress.escaping = match self.version {
+            _ if !command.escapes_headers() => Escaping::None,
+            Version::V1_0 => Escaping::None,
+            Version::V1_1 => Escaping::V1_1,
+            Version::V1_2 => Escaping::V1_2,
+        };
+        self.progress.command = Some(command);
+        Ok(())
+    }
+
+    fn header_line(&mut self, buf: &[u8], start: usize, end: usize) -> Result<(), Error> {
+        let offset = self.consumed + start as u64;
+        if self.progress.headers.len() >= self.limits.max_headers {
+            return Err(self.limit(Limit::Headers, start));
+        }
+        if end > MAX_SPAN_OFFSET {
+            return Err(self.limit(Limit::FrameBytes, start));
+        }
+        let colon = line::split_header(&buf[start..end]).map_err(|e| match e {
+            line::HeaderLineError::MissingColon => Error::MissingColon { offset },
+            line::HeaderLineError::EmptyName => Error::EmptyHeaderName { offset },
+        })?;
+        let name = start..start + colon;
+        let value = start + colon + 1..end;
+        let escaped = self.progress.line_escaped && self.progress.escaping != Escaping::None;
+        let span = if escaped {
+            HeaderSpan {
+                name: self.unescape(buf, name)?,
+                value: self.unescape(buf, value.clone())?,
+            }
+        } else {
+            HeaderSpan {
+                name: Span::head(name),
+                value: Span::head(value.clone()),
+            }
+        };
+        self.progress.headers.push(span);
+
+        if self.progress.content_length.is_none() && self.is_content_length(buf, span) {
+            self.content_length(buf, span, offset)?;
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn is_content_length(&self, buf: &[u8], span: HeaderSpan) -> bool {
+        // Cheap length test first; most names are not 14 bytes long.
+        let name = self.resolve(buf, span.name);
+        name.len() == 14 && name == b"content-length"
+    }
+
+    #[inline]
+    fn resolve<'a>(&'a self, buf: &'a [u8], span: Span) -> &'a [u8] {
+        span.resolve(buf, &self.progress.unescaped)
+    }
+
+    fn content_length(&mut self, buf: &[u8], span: HeaderSpan, offset: u64) -> Result<(), Error> {
+        let value = self.resolve(buf, span.value);
+        let length = line::content_length(value).ok_or_else(|| Error::InvalidContentLength {
+            offset,
+            value: excerpt(value),
+        })?;
+        // The head so far, the body and the NUL must fit: refuse a huge length at once.
+        let head_so_far = (offset - self.consumed) as usize;
+        match usize::try_from(length) {
+            Ok(length) if length <= self.limits.max_frame_bytes.saturating_sub(head_so_far + 2) => {
+                self.progress.content_length = Some(length);
+                Ok(())
+            }
+            _ => Err(Error::LimitExceeded {
+                offset,
+                limit: Limit::FrameBytes,
+                max: self.limits.max_frame_bytes,
+            }),
+        }
+    }
+
+    /// Unescapes `range` of `buf` into the side buffer if it holds a backslash.
+    fn unescape(&mut self, buf: &[u8], range: std::ops::Range<usize>) -> Result<Span, Error> {
+        let src = &buf[range.clone()];
+        if memchr::memchr(b'\\', src).is_none() {
+            return Ok(Span::head(range));
+        }
+        let out = &mut self.progress.unescaped;
+        let from = out.len();
+        let with_cr = self.progress.escaping == Escaping::V1_2;
+        unescape_into(src, with_cr, out).map_err(|e| match e {
+            UnescapeError::Undefined { at, escape } => Error::InvalidEscape {
+                offset: self.consumed + (range.start + at) as u64,
+                escape,
+                version: self.version,
+            },
+            UnescapeError::Trailing { at } => Error::TrailingBackslash {
+                offset: self.consumed + (range.start + at) as u64,
+            },
+        })?;
+        Ok(Span::unescaped(from..out.len()))
+    }
+
+    fn read_body(&mut self, buf: &mut BytesMut) -> Result<Option<Item>, Error> {
+        let body_start = self.progress.body_start;
+        let max = self.limits.max_frame_bytes;
+        let body_end = match self.progress.content_length {
+            Some(length) => {
+                // `length` was checked against the limit, so this cannot overflow.
+                let nul = body_start + length;
+                if nul >= max {
+                    return Err(self.limit(Limit::FrameBytes, body_start));
+                }
+                match buf.get(nul) {
+                    None => return Ok(None),
+                    Some(0) => nul,
+                    Some(_) => {
+                        return Err(Error::MissingNul {
+                            offset: self.consumed + nul as u64,
+                            content_length: length as u64,
+                        });
+                    }
+                }
+            }
+            None => {
+                let from = self.progress.scan.max(body_start);
+                match memchr::memchr(0, &buf[from..]) {
+                    Some(i) if from + i < max => from + i,
+                    Some(_) => return Err(self.limit(Limit::FrameBytes, max)),
+                    None => {
+                        self.progress.scan = buf.len();
+                        if buf.len() >= max {
+                            return Err(self.limit(Limit::FrameBytes, max));
+                        }
+                        return Ok(None);
+                    }
+                }
+            }
+        };
+        let command = self.progress.command.expect("head is complete");
+        if body_end > body_start && !command.allows_body() {
+            return Err(Error::UnexpectedBody {
+                offset: self.consumed + body_start as u64,
+                command,
+            });
+        }
+
+        let head = buf.split_to(body_start).freeze();
+        let body = if body_end > body_start {
+            buf.split_to(body_end - body_start).freeze()
+        } else {
+            Bytes::new()
+        };
+        buf.advance(1);
+        self.consumed += (body_end + 1) as u64;
+
+        let progress = mem::take(&mut self.progress);
+        let unescaped = if progress.unescaped.is_empty() {
+            Bytes::new()
+        } else {
+            Bytes::from(progress.unescaped)
+        };
+        Ok(Some(Item::Frame(Frame::from_parts(
+            command,
+            head,
+            unescaped,
+            progress.headers,
+            body,
+        ))))
+    }
+
+    fn limit(&self, limit: Limit, at: usize) -> Error {
+        Error::LimitExceeded {
+            offset: self.consumed + at as u64,
+            limit,
+            max: match limit {
+                Limit::FrameBytes => self.limits.max_frame_bytes,
+                Limit::Headers => self.limits.max_headers,
+                Limit::HeaderLineBytes => self.limits.max_header_line_bytes,
+            },
+        }
+    }
+}
+
+enum Boundary {
+    NeedMore,
+    Heartbeat(usize),
+    Frame,
+}

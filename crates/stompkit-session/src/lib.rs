@@ -1,0 +1,1 @@
+//! Sans-IO STOMP client session (work in progress).
