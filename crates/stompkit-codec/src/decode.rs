@@ -6,8 +6,9 @@
 //! one byte at a time costs the same as a frame arriving whole. A body with `content-length`
 //! is never scanned at all: the decoder waits until that many bytes are buffered.
 //!
-//! Lines are found with one vectorised pass (`memchr3`) over LF, backslash and CR; each
-//! complete header line is then split by the `nom` parsers in `line`.
+//! Lines are found by one vectorised pass (see `scan`) that marks every LF, colon, backslash
+//! and CR of a 64-byte block as a bit; the decoder walks the set bits, not the bytes.
+//! Header values with a grammar of their own (`content-length`) are parsed with `nom`.
 
 use std::fmt;
 use std::mem;
@@ -17,9 +18,12 @@ use bytes::{Buf, Bytes, BytesMut};
 use crate::error::{Limit, excerpt};
 use crate::escape::{UnescapeError, unescape_into};
 use crate::frame::{HeaderSpan, HeaderSpans, MAX_SPAN_OFFSET, Span};
-use crate::{Command, Error, Frame, Version, line};
+use crate::{Command, Error, Frame, Version, line, scan};
 
 /// What the decoder found next in the stream.
+// Boxing the frame would cost an allocation per frame on the hot path; a heart-beat moving
+// a frame-sized value is cheap by comparison.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
     /// A complete frame.
@@ -160,6 +164,8 @@ struct Progress {
     scan: usize,
     /// The line being read holds a backslash.
     line_escaped: bool,
+    /// First colon of the line being read, once seen.
+    line_colon: Option<usize>,
     headers: HeaderSpans,
     /// Unescaped copies of headers that held escapes.
     unescaped: Vec<u8>,
@@ -293,69 +299,121 @@ impl Decoder {
 
     /// Reads head lines from where the last call stopped. `Ok(true)` once the blank line that
     /// ends the head has been read.
+    ///
+    /// Problems are reported in byte order, whatever the split of the input: a limit is
+    /// checked at every line end before that line is acted on, and at the end of the input.
     fn read_head(&mut self, buf: &[u8]) -> Result<bool, Error> {
         let crlf = self.version.allows_crlf();
-        let base = self.progress.scan;
-        for rel in memchr::memchr3_iter(b'\n', b'\\', b'\r', &buf[base..]) {
-            let at = base + rel;
-            match buf[at] {
-                b'\\' => self.progress.line_escaped = true,
-                b'\r' => {
-                    if !crlf {
-                        continue; // 1.0 and 1.1 know only LF; a CR is an ordinary byte.
-                    }
+        let mut line = Line {
+            start: self.progress.line_start,
+            colon: self.progress.line_colon,
+            escaped: self.progress.line_escaped,
+        };
+        // Bytes past the frame limit are never looked at: reaching them is the error.
+        let visible = buf.len().min(self.head_limit());
+        let mut block_start = self.progress.scan;
+        let outcome = loop {
+            if block_start >= visible {
+                break Ok(false);
+            }
+            let (m, len) = scan::block(&buf[block_start..visible]);
+            // Colons and backslashes not yet assigned to a finished line.
+            let mut colons = m.colon;
+            let mut backslashes = m.backslash;
+            let mut events = m.lf | if crlf { m.cr } else { 0 };
+            let mut stop = None;
+            while events != 0 {
+                let i = events.trailing_zeros() as usize;
+                events &= events - 1;
+                let at = block_start + i;
+                if at - line.start > self.limits.max_header_line_bytes {
+                    stop = Some(Err(self.limit(Limit::HeaderLineBytes, line.start)));
+                    break;
+                }
+                let before = (1u64 << i) - 1;
+                if m.cr & (1u64 << i) != 0 {
                     match buf.get(at + 1) {
-                        Some(b'\n') => {} // the LF that follows ends the line
+                        Some(b'\n') => continue, // the LF that follows ends the line
                         Some(_) => {
-                            return Err(Error::BareCarriageReturn {
+                            stop = Some(Err(Error::BareCarriageReturn {
                                 offset: self.consumed + at as u64,
-                            });
+                            }));
+                            break;
                         }
                         None => {
-                            self.progress.scan = at; // decide when the next byte arrives
-                            self.check_partial_head(buf.len())?;
-                            return Ok(false);
+                            // Decide when the next byte arrives; keep what this line holds.
+                            line.absorb(block_start, colons & before, backslashes & before);
+                            block_start = at;
+                            stop = Some(Ok(false));
+                            break;
                         }
                     }
                 }
-                _ => {
-                    let start = self.progress.line_start;
-                    let end = if crlf && at > start && buf[at - 1] == b'\r' {
-                        at - 1
-                    } else {
-                        at
-                    };
-                    if end - start > self.limits.max_header_line_bytes {
-                        return Err(self.limit(Limit::HeaderLineBytes, start));
-                    }
-                    if self.progress.command.is_none() {
-                        self.command_line(&buf[start..end], start)?;
-                    } else if end == start {
-                        self.progress.body_start = at + 1;
-                        self.progress.scan = at + 1;
-                        return Ok(true);
-                    } else {
-                        self.header_line(buf, start, end)?;
-                    }
-                    self.progress.line_start = at + 1;
-                    self.progress.line_escaped = false;
+                // A line feed: one line is complete.
+                line.absorb(block_start, colons & before, backslashes & before);
+                let rest = if i == 63 { 0 } else { !0u64 << (i + 1) };
+                colons &= rest;
+                backslashes &= rest;
+                let end = if crlf && at > line.start && buf[at - 1] == b'\r' {
+                    at - 1
+                } else {
+                    at
+                };
+                let result = if self.progress.command.is_none() {
+                    self.command_line(&buf[line.start..end], line.start)
+                } else if end == line.start {
+                    self.progress.body_start = at + 1;
+                    block_start = at + 1;
+                    stop = Some(Ok(true));
+                    break;
+                } else {
+                    self.header_line(buf, &line, end, at)
+                };
+                if let Err(e) = result {
+                    stop = Some(Err(e));
+                    break;
                 }
+                line = Line {
+                    start: at + 1,
+                    colon: None,
+                    escaped: false,
+                };
             }
+            if let Some(outcome) = stop {
+                break outcome;
+            }
+            line.absorb(block_start, colons, backslashes);
+            block_start += len;
+        };
+        self.progress.line_start = line.start;
+        self.progress.line_colon = line.colon;
+        self.progress.line_escaped = line.escaped;
+        self.progress.scan = block_start;
+        match outcome {
+            Ok(false) => self.check_partial_head(buf.len()).map(|()| false),
+            other => other,
         }
-        self.progress.scan = buf.len();
-        self.check_partial_head(buf.len())?;
-        Ok(false)
     }
 
-    /// Limits that can be checked before the head is complete: everything buffered belongs to
-    /// this frame.
+    /// Heads longer than this are refused: the frame limit, and the largest head a frame's
+    /// header spans can address (2 GiB).
+    #[inline]
+    fn head_limit(&self) -> usize {
+        self.limits.max_frame_bytes.min(MAX_SPAN_OFFSET)
+    }
+
+    /// The limits the last byte buffered breaks, when the head is not complete: everything
+    /// buffered belongs to this frame. Only bytes up to the frame limit count, as in
+    /// `read_head`, so the error is the same however the input was split.
     fn check_partial_head(&self, buffered: usize) -> Result<(), Error> {
+        let limit = self.head_limit();
         let start = self.progress.line_start;
-        if buffered - start > self.limits.max_header_line_bytes + 1 {
+        let seen = buffered.min(limit + 1);
+        if seen > start && seen - 1 - start > self.limits.max_header_line_bytes {
             return Err(self.limit(Limit::HeaderLineBytes, start));
         }
-        if buffered > self.limits.max_frame_bytes {
-            return Err(self.limit(Limit::FrameBytes, self.limits.max_frame_bytes));
+        if buffered > limit {
+            return Err(self.limit(Limit::FrameBytes, 0));
         }
         Ok(())
     }
@@ -375,43 +433,43 @@ impl Decoder {
         Ok(())
     }
 
-    fn header_line(&mut self, buf: &[u8], start: usize, end: usize) -> Result<(), Error> {
-        let offset = self.consumed + start as u64;
+    /// Records the header on `line.start..end`, whose line feed is at `lf`.
+    #[inline]
+    fn header_line(&mut self, buf: &[u8], line: &Line, end: usize, lf: usize) -> Result<(), Error> {
+        let start = line.start;
         if self.progress.headers.len() >= self.limits.max_headers {
             return Err(self.limit(Limit::Headers, start));
         }
-        if end > MAX_SPAN_OFFSET {
-            return Err(self.limit(Limit::FrameBytes, start));
+        let offset = self.consumed + start as u64;
+        let colon = match line.colon {
+            // A colon at `end` would be the CR of a CRLF: not part of this line.
+            Some(colon) if colon < end => colon,
+            _ => return Err(Error::MissingColon { offset }),
+        };
+        if colon == start {
+            return Err(Error::EmptyHeaderName { offset });
         }
-        let colon = line::split_header(&buf[start..end]).map_err(|e| match e {
-            line::HeaderLineError::MissingColon => Error::MissingColon { offset },
-            line::HeaderLineError::EmptyName => Error::EmptyHeaderName { offset },
-        })?;
-        let name = start..start + colon;
-        let value = start + colon + 1..end;
-        let escaped = self.progress.line_escaped && self.progress.escaping != Escaping::None;
-        let span = if escaped {
+        let span = if line.escaped && self.progress.escaping != Escaping::None {
             HeaderSpan {
-                name: self.unescape(buf, name)?,
-                value: self.unescape(buf, value.clone())?,
+                name: self.unescape(buf, start..colon)?,
+                value: self.unescape(buf, colon + 1..end)?,
             }
         } else {
             HeaderSpan {
-                name: Span::head(name),
-                value: Span::head(value.clone()),
+                name: Span::head(start..colon),
+                value: Span::head(colon + 1..end),
             }
         };
         self.progress.headers.push(span);
 
         if self.progress.content_length.is_none() && self.is_content_length(buf, span) {
-            self.content_length(buf, span, offset)?;
+            self.content_length(buf, span, offset, lf)?;
         }
         Ok(())
     }
 
     #[inline]
     fn is_content_length(&self, buf: &[u8], span: HeaderSpan) -> bool {
-        // Cheap length test first; most names are not 14 bytes long.
         let name = self.resolve(buf, span.name);
         name.len() == 14 && name == b"content-length"
     }
@@ -421,24 +479,29 @@ impl Decoder {
         span.resolve(buf, &self.progress.unescaped)
     }
 
-    fn content_length(&mut self, buf: &[u8], span: HeaderSpan, offset: u64) -> Result<(), Error> {
+    fn content_length(
+        &mut self,
+        buf: &[u8],
+        span: HeaderSpan,
+        offset: u64,
+        lf: usize,
+    ) -> Result<(), Error> {
         let value = self.resolve(buf, span.value);
         let length = line::content_length(value).ok_or_else(|| Error::InvalidContentLength {
             offset,
             value: excerpt(value),
         })?;
-        // The head so far, the body and the NUL must fit: refuse a huge length at once.
-        let head_so_far = (offset - self.consumed) as usize;
-        match usize::try_from(length) {
-            Ok(length) if length <= self.limits.max_frame_bytes.saturating_sub(head_so_far + 2) => {
-                self.progress.content_length = Some(length);
+        // Smallest possible frame: this line, a blank line, the body and the NUL. Refuse a
+        // huge length at once rather than wait for bytes that must not be buffered.
+        let smallest = usize::try_from(length)
+            .ok()
+            .and_then(|length| length.checked_add(lf + 3));
+        match smallest {
+            Some(smallest) if smallest <= self.limits.max_frame_bytes => {
+                self.progress.content_length = Some(length as usize);
                 Ok(())
             }
-            _ => Err(Error::LimitExceeded {
-                offset,
-                limit: Limit::FrameBytes,
-                max: self.limits.max_frame_bytes,
-            }),
+            _ => Err(self.limit(Limit::FrameBytes, 0)),
         }
     }
 
@@ -466,13 +529,26 @@ impl Decoder {
 
     fn read_body(&mut self, buf: &mut BytesMut) -> Result<Option<Item>, Error> {
         let body_start = self.progress.body_start;
+        let command = self.progress.command.expect("head is complete");
+        if !command.allows_body() {
+            let has_body = match self.progress.content_length {
+                Some(length) => length > 0,
+                None => buf.get(body_start).is_some_and(|&b| b != 0),
+            };
+            if has_body {
+                return Err(Error::UnexpectedBody {
+                    offset: self.consumed + body_start as u64,
+                    command,
+                });
+            }
+        }
         let max = self.limits.max_frame_bytes;
-        let body_end = match self.progress.content_length {
+        let nul = match self.progress.content_length {
             Some(length) => {
                 // `length` was checked against the limit, so this cannot overflow.
                 let nul = body_start + length;
                 if nul >= max {
-                    return Err(self.limit(Limit::FrameBytes, body_start));
+                    return Err(self.limit(Limit::FrameBytes, 0));
                 }
                 match buf.get(nul) {
                     None => return Ok(None),
@@ -489,49 +565,41 @@ impl Decoder {
                 let from = self.progress.scan.max(body_start);
                 match memchr::memchr(0, &buf[from..]) {
                     Some(i) if from + i < max => from + i,
-                    Some(_) => return Err(self.limit(Limit::FrameBytes, max)),
+                    Some(_) => return Err(self.limit(Limit::FrameBytes, 0)),
                     None => {
                         self.progress.scan = buf.len();
-                        if buf.len() >= max {
-                            return Err(self.limit(Limit::FrameBytes, max));
+                        if buf.len() > max {
+                            return Err(self.limit(Limit::FrameBytes, 0));
                         }
                         return Ok(None);
                     }
                 }
             }
         };
-        let command = self.progress.command.expect("head is complete");
-        if body_end > body_start && !command.allows_body() {
-            return Err(Error::UnexpectedBody {
-                offset: self.consumed + body_start as u64,
-                command,
-            });
-        }
 
         let head = buf.split_to(body_start).freeze();
-        let body = if body_end > body_start {
-            buf.split_to(body_end - body_start).freeze()
+        let body = if nul > body_start {
+            buf.split_to(nul - body_start).freeze()
         } else {
             Bytes::new()
         };
         buf.advance(1);
-        self.consumed += (body_end + 1) as u64;
+        self.consumed += (nul + 1) as u64;
 
-        let progress = mem::take(&mut self.progress);
-        let unescaped = if progress.unescaped.is_empty() {
+        let headers = mem::take(&mut self.progress.headers);
+        let unescaped = if self.progress.unescaped.is_empty() {
             Bytes::new()
         } else {
-            Bytes::from(progress.unescaped)
+            Bytes::from(mem::take(&mut self.progress.unescaped))
         };
+        self.progress.reset();
         Ok(Some(Item::Frame(Frame::from_parts(
-            command,
-            head,
-            unescaped,
-            progress.headers,
-            body,
+            command, head, unescaped, headers, body,
         ))))
     }
 
+    /// The error for a broken limit; `at` is where in the buffer it was broken (the frame's
+    /// start for [`Limit::FrameBytes`], the line's start for the line limits).
     fn limit(&self, limit: Limit, at: usize) -> Error {
         Error::LimitExceeded {
             offset: self.consumed + at as u64,
@@ -542,6 +610,42 @@ impl Decoder {
                 Limit::HeaderLineBytes => self.limits.max_header_line_bytes,
             },
         }
+    }
+}
+
+impl Progress {
+    /// Back to the start of a frame, keeping the header storage's allocation if it spilled.
+    #[inline]
+    fn reset(&mut self) {
+        self.command = None;
+        self.escaping = Escaping::None;
+        self.line_start = 0;
+        self.scan = 0;
+        self.line_escaped = false;
+        self.line_colon = None;
+        self.content_length = None;
+        self.body_start = 0;
+    }
+}
+
+/// What is known of the head line being read.
+#[derive(Debug, Clone, Copy)]
+struct Line {
+    start: usize,
+    /// Its first colon, once seen.
+    colon: Option<usize>,
+    /// It holds a backslash.
+    escaped: bool,
+}
+
+impl Line {
+    /// Takes in the colons and backslashes of this line found in a block starting at `base`.
+    #[inline]
+    fn absorb(&mut self, base: usize, colons: u64, backslashes: u64) {
+        if self.colon.is_none() && colons != 0 {
+            self.colon = Some(base + colons.trailing_zeros() as usize);
+        }
+        self.escaped |= backslashes != 0;
     }
 }
 

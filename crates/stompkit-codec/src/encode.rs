@@ -3,7 +3,8 @@
 use bytes::{BufMut, BytesMut};
 
 use crate::error::{Forbidden, excerpt};
-use crate::escape::{escape_into, has_special};
+use crate::escape::escape_into;
+use crate::scan::has_special;
 use crate::{Command, Error, Frame, Version, line};
 
 /// Writes [`Frame`]s as STOMP bytes, escaping headers for the version in use.

@@ -41,16 +41,6 @@ pub(crate) fn unescape_into(
     Ok(())
 }
 
-/// Whether `src` holds a byte that must be escaped (or refused) in a header.
-///
-/// Written as a branch-free fold so it compiles to vector compares.
-#[inline]
-pub(crate) fn has_special(src: &[u8]) -> bool {
-    src.iter().fold(false, |acc, &b| {
-        acc | (b == b'\\') | (b == b':') | (b == b'\n') | (b == b'\r')
-    })
-}
-
 /// Appends `src` escaped for 1.1 (`with_cr == false`) or 1.2.
 ///
 /// In 1.1 a carriage return has no escape and is written as it is: a 1.1 line ends at LF only.
@@ -122,13 +112,5 @@ mod tests {
         escape_into(raw, true, &mut dst);
         assert_eq!(&dst[..], br"C\c\\jobs\r\nnew");
         assert_eq!(unescape(&dst, true).unwrap(), raw);
-    }
-
-    #[test]
-    fn has_special_finds_each_special_byte() {
-        assert!(!has_special(b"plain-value_123"));
-        for b in [b'\\', b':', b'\n', b'\r'] {
-            assert!(has_special(&[b'a', b, b'z']));
-        }
     }
 }

@@ -44,6 +44,7 @@ mod error;
 mod escape;
 mod frame;
 mod line;
+mod scan;
 mod version;
 
 #[cfg(feature = "tokio-util")]

@@ -28,3 +28,14 @@ fn smoke() {
     Encoder::new(Version::V1_2).encode(&f, &mut out).unwrap();
     println!("{:?}", out);
 }
+
+#[test]
+fn partial_head_ending_at_a_line_end_needs_more() {
+    let mut d = Decoder::new(Version::V1_2);
+    let mut buf = BytesMut::from(&b"SEND\n"[..]);
+    assert_eq!(d.decode(&mut buf).unwrap(), None);
+    buf.extend_from_slice(b"destination:/q\n");
+    assert_eq!(d.decode(&mut buf).unwrap(), None);
+    buf.extend_from_slice(b"\n\0");
+    assert!(matches!(d.decode(&mut buf).unwrap(), Some(Item::Frame(_))));
+}
