@@ -274,7 +274,9 @@ impl Decoder {
                     Boundary::Frame => {}
                 }
             }
-            if !self.read_head(buf)? {
+            let complete =
+                (self.progress.scan == 0 && self.fast_head(buf)) || self.read_head(buf)?;
+            if !complete {
                 return Ok(None);
             }
         }
@@ -294,6 +296,109 @@ impl Decoder {
                 }),
             },
             _ => Ok(Boundary::Frame),
+        }
+    }
+
+    /// The fast path for a whole, plain head at the front of `buf`: no CR, no backslash, every
+    /// limit respected, every header line with a name and a colon. On anything else it
+    /// returns `false` without a trace and [`read_head`](Self::read_head) takes over, so errors
+    /// and partial input are always handled by one careful path. It runs at most once per
+    /// frame (only while nothing of the frame has been scanned), so a bail costs one pass.
+    #[inline]
+    fn fast_head(&mut self, buf: &[u8]) -> bool {
+        let visible = buf.len().min(self.head_limit());
+        let max_line = self.limits.max_header_line_bytes;
+        let max_headers = self.limits.max_headers;
+        let mut command = None;
+        let mut content_length = None;
+        let mut line_start = 0;
+        let mut colon = usize::MAX; // first colon of the current line, once seen
+        let mut base = 0;
+        while base < visible {
+            let (m, len) = scan::plain_block(&buf[base..visible]);
+            let dirty = m.dirty;
+            let mut lfs = m.lf;
+            let mut colons = m.colon;
+            while lfs != 0 {
+                let i = lfs.trailing_zeros() as usize;
+                lfs &= lfs - 1;
+                let at = base + i;
+                let through = (2u64 << i).wrapping_sub(1); // bits 0..=i
+                if dirty & through != 0 || at - line_start > max_line {
+                    return self.bail();
+                }
+                if colon == usize::MAX && colons & through != 0 {
+                    colon = base + colons.trailing_zeros() as usize;
+                }
+                colons &= !through;
+                if command.is_none() {
+                    match Command::from_bytes(&buf[line_start..at]) {
+                        Some(c) => command = Some(c),
+                        None => return self.bail(),
+                    }
+                } else if at == line_start {
+                    let Some(command) = command else {
+                        unreachable!()
+                    };
+                    self.progress.escaping = self.escaping_for(command);
+                    self.progress.command = Some(command);
+                    self.progress.content_length = content_length;
+                    self.progress.body_start = at + 1;
+                    self.progress.scan = at + 1;
+                    return true;
+                } else {
+                    if colon >= at
+                        || colon == line_start
+                        || self.progress.headers.len() >= max_headers
+                    {
+                        return self.bail();
+                    }
+                    self.progress.headers.push(HeaderSpan {
+                        name: Span::head(line_start..colon),
+                        value: Span::head(colon + 1..at),
+                    });
+                    if colon - line_start == 14
+                        && content_length.is_none()
+                        && &buf[line_start..colon] == b"content-length"
+                    {
+                        match line::content_length(&buf[colon + 1..at])
+                            .and_then(|n| usize::try_from(n).ok())
+                            .filter(|n| {
+                                n.checked_add(at + 3)
+                                    .is_some_and(|f| f <= self.limits.max_frame_bytes)
+                            }) {
+                            Some(n) => content_length = Some(n),
+                            None => return self.bail(),
+                        }
+                    }
+                }
+                line_start = at + 1;
+                colon = usize::MAX;
+            }
+            if dirty != 0 {
+                return self.bail();
+            }
+            if colon == usize::MAX && colons != 0 {
+                colon = base + colons.trailing_zeros() as usize;
+            }
+            base += len;
+        }
+        self.bail()
+    }
+
+    /// Leaves the fast path with nothing changed.
+    #[cold]
+    fn bail(&mut self) -> bool {
+        self.progress.headers.clear();
+        false
+    }
+
+    fn escaping_for(&self, command: Command) -> Escaping {
+        match self.version {
+            _ if !command.escapes_headers() => Escaping::None,
+            Version::V1_0 => Escaping::None,
+            Version::V1_1 => Escaping::V1_1,
+            Version::V1_2 => Escaping::V1_2,
         }
     }
 
@@ -409,7 +514,7 @@ impl Decoder {
         let limit = self.head_limit();
         let start = self.progress.line_start;
         let seen = buffered.min(limit + 1);
-        if seen > start && seen - 1 - start > self.limits.max_header_line_bytes {
+        if seen > start && seen - start > self.limits.max_header_line_bytes {
             return Err(self.limit(Limit::HeaderLineBytes, start));
         }
         if buffered > limit {
@@ -423,12 +528,7 @@ impl Decoder {
             offset: self.consumed + start as u64,
             command: excerpt(line),
         })?;
-        self.progress.escaping = match self.version {
-            _ if !command.escapes_headers() => Escaping::None,
-            Version::V1_0 => Escaping::None,
-            Version::V1_1 => Escaping::V1_1,
-            Version::V1_2 => Escaping::V1_2,
-        };
+        self.progress.escaping = self.escaping_for(command);
         self.progress.command = Some(command);
         Ok(())
     }

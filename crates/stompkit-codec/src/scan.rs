@@ -19,6 +19,44 @@ pub(crate) struct Masks {
     pub(crate) cr: u64,
 }
 
+/// The masks the fast path needs: LF, colon, and any CR or backslash (`dirty`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct PlainMasks {
+    pub(crate) lf: u64,
+    pub(crate) colon: u64,
+    pub(crate) dirty: u64,
+}
+
+/// Like [`block`], folding CR and backslash into one mask (one `pmovmskb` fewer per 16 bytes).
+#[inline(always)]
+pub(crate) fn plain_block(bytes: &[u8]) -> (PlainMasks, usize) {
+    match bytes.first_chunk::<BLOCK>() {
+        Some(full) => (plain_masks(full), BLOCK),
+        None => {
+            let mut padded = [0u8; BLOCK];
+            padded[..bytes.len()].copy_from_slice(bytes);
+            (plain_masks(&padded), bytes.len())
+        }
+    }
+}
+
+#[inline(always)]
+fn plain_masks(block: &[u8; BLOCK]) -> PlainMasks {
+    let lf = i8x16::splat(b'\n' as i8);
+    let colon = i8x16::splat(b':' as i8);
+    let backslash = i8x16::splat(b'\\' as i8);
+    let cr = i8x16::splat(b'\r' as i8);
+    let mut out = PlainMasks::default();
+    for k in 0..BLOCK / 16 {
+        let v = load(&block[k * 16..k * 16 + 16]);
+        let shift = k * 16;
+        out.lf |= bits(v.cmp_eq(lf)) << shift;
+        out.colon |= bits(v.cmp_eq(colon)) << shift;
+        out.dirty |= bits(v.cmp_eq(backslash) | v.cmp_eq(cr)) << shift;
+    }
+    out
+}
+
 /// Scans up to [`BLOCK`] bytes from the start of `bytes`; returns the masks and how many
 /// bytes they cover.
 #[inline]
@@ -117,6 +155,19 @@ mod tests {
             assert_eq!(m.colon, naive(&text[start..], b':'));
             assert_eq!(m.backslash, naive(&text[start..], b'\\'));
             assert_eq!(m.cr, naive(&text[start..], b'\r'));
+        }
+    }
+
+    #[test]
+    fn plain_masks_fold_cr_and_backslash() {
+        let text = b"a:b\\c\rd\ne:::\\\r\n".repeat(9);
+        for start in 0..text.len() {
+            let (m, n) = block(&text[start..]);
+            let (p, pn) = plain_block(&text[start..]);
+            assert_eq!(
+                (p.lf, p.colon, p.dirty, pn),
+                (m.lf, m.colon, m.cr | m.backslash, n)
+            );
         }
     }
 
