@@ -172,6 +172,8 @@ struct Progress {
     content_length: Option<usize>,
     /// First body byte; 0 while the head is incomplete (a head is never empty).
     body_start: usize,
+    /// The header lines, when the fast path saw they need no escaping in any version.
+    plain_lines: Option<std::ops::Range<usize>>,
 }
 
 impl Default for Decoder {
@@ -313,6 +315,8 @@ impl Decoder {
         let mut content_length = None;
         let mut line_start = 0;
         let mut colon = usize::MAX; // first colon of the current line, once seen
+        let mut extra_colons = 0u64; // non-zero once some line holds a second colon
+        let mut lines_start = 0; // first header line
         let mut base = 0;
         while base < visible {
             let (m, len) = scan::plain_block(&buf[base..visible]);
@@ -327,8 +331,14 @@ impl Decoder {
                 if dirty & through != 0 || at - line_start > max_line {
                     return self.bail();
                 }
-                if colon == usize::MAX && colons & through != 0 {
-                    colon = base + colons.trailing_zeros() as usize;
+                let in_line = colons & through;
+                if colon == usize::MAX {
+                    if in_line != 0 {
+                        colon = base + in_line.trailing_zeros() as usize;
+                        extra_colons |= in_line & (in_line - 1);
+                    }
+                } else {
+                    extra_colons |= in_line;
                 }
                 colons &= !through;
                 if command.is_none() {
@@ -336,10 +346,14 @@ impl Decoder {
                         Some(c) => command = Some(c),
                         None => return self.bail(),
                     }
+                    lines_start = at + 1;
                 } else if at == line_start {
                     let Some(command) = command else {
                         unreachable!()
                     };
+                    // One colon per line: no value holds a colon that would need escaping.
+                    self.progress.plain_lines =
+                        (extra_colons == 0).then_some(lines_start..line_start);
                     self.progress.escaping = self.escaping_for(command);
                     self.progress.command = Some(command);
                     self.progress.content_length = content_length;
@@ -378,8 +392,13 @@ impl Decoder {
             if dirty != 0 {
                 return self.bail();
             }
-            if colon == usize::MAX && colons != 0 {
-                colon = base + colons.trailing_zeros() as usize;
+            if colon == usize::MAX {
+                if colons != 0 {
+                    colon = base + colons.trailing_zeros() as usize;
+                    extra_colons |= colons & (colons - 1);
+                }
+            } else {
+                extra_colons |= colons;
             }
             base += len;
         }
@@ -431,7 +450,14 @@ impl Decoder {
                 let i = events.trailing_zeros() as usize;
                 events &= events - 1;
                 let at = block_start + i;
-                if at - line.start > self.limits.max_header_line_bytes {
+                // The line's bytes so far, without its EOL (a CR here is either an EOL's
+                // first byte or an error, never content).
+                let content_end = if crlf && at > line.start && buf[at - 1] == b'\r' {
+                    at - 1
+                } else {
+                    at
+                };
+                if content_end - line.start > self.limits.max_header_line_bytes {
                     stop = Some(Err(self.limit(Limit::HeaderLineBytes, line.start)));
                     break;
                 }
@@ -459,11 +485,7 @@ impl Decoder {
                 let rest = if i == 63 { 0 } else { !0u64 << (i + 1) };
                 colons &= rest;
                 backslashes &= rest;
-                let end = if crlf && at > line.start && buf[at - 1] == b'\r' {
-                    at - 1
-                } else {
-                    at
-                };
+                let end = content_end;
                 let result = if self.progress.command.is_none() {
                     self.command_line(&buf[line.start..end], line.start)
                 } else if end == line.start {
@@ -495,7 +517,7 @@ impl Decoder {
         self.progress.line_escaped = line.escaped;
         self.progress.scan = block_start;
         match outcome {
-            Ok(false) => self.check_partial_head(buf.len()).map(|()| false),
+            Ok(false) => self.check_partial_head(buf).map(|()| false),
             other => other,
         }
     }
@@ -510,11 +532,16 @@ impl Decoder {
     /// The limits the last byte buffered breaks, when the head is not complete: everything
     /// buffered belongs to this frame. Only bytes up to the frame limit count, as in
     /// `read_head`, so the error is the same however the input was split.
-    fn check_partial_head(&self, buffered: usize) -> Result<(), Error> {
+    fn check_partial_head(&self, buf: &[u8]) -> Result<(), Error> {
+        let buffered = buf.len();
         let limit = self.head_limit();
         let start = self.progress.line_start;
         let seen = buffered.min(limit + 1);
-        if seen > start && seen - start > self.limits.max_header_line_bytes {
+        // A CR last may be the first byte of a CRLF: not content (yet).
+        let pending_cr = self.version.allows_crlf() && seen > start && buf[seen - 1] == b'\r';
+        if seen > start
+            && seen - start - usize::from(pending_cr) > self.limits.max_header_line_bytes
+        {
             return Err(self.limit(Limit::HeaderLineBytes, start));
         }
         if buffered > limit {
@@ -692,9 +719,15 @@ impl Decoder {
         } else {
             Bytes::from(mem::take(&mut self.progress.unescaped))
         };
+        let plain_lines = self.progress.plain_lines.take();
         self.progress.reset();
         Ok(Some(Item::Frame(Frame::from_parts(
-            command, head, unescaped, headers, body,
+            command,
+            head,
+            unescaped,
+            headers,
+            body,
+            plain_lines,
         ))))
     }
 
@@ -725,6 +758,7 @@ impl Progress {
         self.line_colon = None;
         self.content_length = None;
         self.body_start = 0;
+        self.plain_lines = None;
     }
 }
 

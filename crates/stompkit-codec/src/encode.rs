@@ -103,32 +103,16 @@ impl Encoder {
         if !body.is_empty() && !command.allows_body() {
             return Err(Error::BodyNotAllowed { command });
         }
-        let escaping = self.version.escapes_headers() && command.escapes_headers();
-        let with_cr = self.version == Version::V1_2;
-
         dst.put_slice(command.as_str().as_bytes());
         dst.put_u8(b'\n');
-        let mut declared_length = None;
-        for (name, value) in frame.headers() {
-            if name.is_empty() {
-                return Err(self.unrepresentable(command, name, Forbidden::EmptyName));
+        let declared_length = match frame.plain_lines() {
+            // Nothing to escape or refuse: the lines are already in wire form.
+            Some(lines) => {
+                dst.put_slice(lines);
+                frame.header(b"content-length")
             }
-            if escaping {
-                put_escaped(name, with_cr, dst);
-                dst.put_u8(b':');
-                put_escaped(value, with_cr, dst);
-            } else {
-                self.check_raw(command, name, name, true)?;
-                self.check_raw(command, name, value, false)?;
-                dst.put_slice(name);
-                dst.put_u8(b':');
-                dst.put_slice(value);
-            }
-            dst.put_u8(b'\n');
-            if declared_length.is_none() && name == b"content-length" {
-                declared_length = Some(value);
-            }
-        }
+            None => self.write_headers(frame, dst)?,
+        };
         match declared_length {
             Some(declared) => {
                 if line::content_length(declared) != Some(body.len() as u64) {
@@ -150,6 +134,40 @@ impl Encoder {
         }
         dst.put_u8(b'\n');
         Ok(())
+    }
+
+    /// Writes the header lines one by one, escaping or checking each; returns the first
+    /// `content-length` value.
+    fn write_headers<'f>(
+        &self,
+        frame: &'f Frame,
+        dst: &mut BytesMut,
+    ) -> Result<Option<&'f [u8]>, Error> {
+        let command = frame.command();
+        let escaping = self.version.escapes_headers() && command.escapes_headers();
+        let with_cr = self.version == Version::V1_2;
+        let mut declared_length = None;
+        for (name, value) in frame.headers() {
+            if name.is_empty() {
+                return Err(self.unrepresentable(command, name, Forbidden::EmptyName));
+            }
+            if escaping {
+                put_escaped(name, with_cr, dst);
+                dst.put_u8(b':');
+                put_escaped(value, with_cr, dst);
+            } else {
+                self.check_raw(command, name, name, true)?;
+                self.check_raw(command, name, value, false)?;
+                dst.put_slice(name);
+                dst.put_u8(b':');
+                dst.put_slice(value);
+            }
+            dst.put_u8(b'\n');
+            if declared_length.is_none() && name == b"content-length" {
+                declared_length = Some(value);
+            }
+        }
+        Ok(declared_length)
     }
 
     /// Checks a name or value that is written without escaping.

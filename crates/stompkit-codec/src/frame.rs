@@ -7,6 +7,7 @@ use bytes::Bytes;
 use smallvec::SmallVec;
 
 use crate::Command;
+use crate::scan::has_special;
 
 /// Where a header name or value lives: in the frame's head bytes, or (flag bit set) in the
 /// side buffer holding unescaped copies.
@@ -98,6 +99,9 @@ pub struct Frame {
     unescaped: Bytes,
     headers: HeaderSpans,
     body: Bytes,
+    /// Where `head` holds the header lines in wire form (`name:value\n` each) with no byte in
+    /// any name or value that needs escaping, so that any version can write them as they are.
+    plain_lines: Option<(u32, u32)>,
 }
 
 impl Frame {
@@ -109,6 +113,7 @@ impl Frame {
             unescaped: Bytes::new(),
             headers: HeaderSpans::new(),
             body: Bytes::new(),
+            plain_lines: Some((0, 0)),
         }
     }
 
@@ -119,6 +124,7 @@ impl Frame {
             store: Vec::new(),
             headers: HeaderSpans::new(),
             body: Bytes::new(),
+            plain: true,
         }
     }
 
@@ -130,6 +136,7 @@ impl Frame {
         unescaped: Bytes,
         headers: HeaderSpans,
         body: Bytes,
+        plain_lines: Option<Range<usize>>,
     ) -> Self {
         Self {
             command,
@@ -137,7 +144,15 @@ impl Frame {
             unescaped,
             headers,
             body,
+            plain_lines: plain_lines.map(|r| (r.start as u32, r.end as u32)),
         }
+    }
+
+    /// The header lines in wire form, when they can be written as they are in any version.
+    #[inline]
+    pub(crate) fn plain_lines(&self) -> Option<&[u8]> {
+        self.plain_lines
+            .map(|(start, end)| &self.head[start as usize..end as usize])
     }
 
     /// The frame's command.
@@ -306,9 +321,12 @@ impl DoubleEndedIterator for Headers<'_> {
 #[derive(Clone)]
 pub struct FrameBuilder {
     command: Command,
+    /// Header lines in wire form: `name:value\n` each, unescaped.
     store: Vec<u8>,
     headers: HeaderSpans,
     body: Bytes,
+    /// No name or value so far needs escaping, and no name is empty.
+    plain: bool,
 }
 
 impl fmt::Debug for FrameBuilder {
@@ -336,17 +354,21 @@ impl FrameBuilder {
     /// # Panics
     /// If the frame's headers grow past 2 GiB.
     pub fn push_header(&mut self, name: &[u8], value: &[u8]) -> &mut Self {
+        self.plain &= !name.is_empty() && !has_special(name) && !has_special(value);
         let name_start = self.store.len();
         self.store.extend_from_slice(name);
-        let value_start = self.store.len();
+        let name_end = self.store.len();
+        self.store.push(b':');
         self.store.extend_from_slice(value);
+        let value_end = self.store.len();
+        self.store.push(b'\n');
         assert!(
             self.store.len() <= MAX_SPAN_OFFSET,
             "frame headers larger than 2 GiB"
         );
         self.headers.push(HeaderSpan {
-            name: Span::head(name_start..value_start),
-            value: Span::head(value_start..self.store.len()),
+            name: Span::head(name_start..name_end),
+            value: Span::head(name_end + 1..value_end),
         });
         self
     }
@@ -359,12 +381,14 @@ impl FrameBuilder {
 
     /// Finishes the frame.
     pub fn build(self) -> Frame {
+        let len = self.store.len() as u32;
         Frame {
             command: self.command,
             head: Bytes::from(self.store),
             unescaped: Bytes::new(),
             headers: self.headers,
             body: self.body,
+            plain_lines: self.plain.then_some((0, len)),
         }
     }
 }

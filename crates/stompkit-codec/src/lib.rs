@@ -63,3 +63,13 @@ pub use version::{ParseVersionError, Version};
 
 #[cfg(feature = "tokio-util")]
 pub use codec::StompCodec;
+
+/// The README's example, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
+/// The workspace README's example, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct WorkspaceReadmeDoctests;

@@ -169,6 +169,34 @@ fn decode_then_encode_reproduces_a_canonical_frame() {
 }
 
 #[test]
+fn copied_plain_lines_encode_like_header_by_header() {
+    // The LF head is taken by the decoder's fast path, whose plain lines the encoder copies;
+    // the CRLF head goes through the careful path and is re-encoded header by header.
+    let lf = b"MESSAGE\ndestination:/q\nmessage-id:T_1@@s@@1\ncontent-length:2\n\nhi\0";
+    let crlf = b"MESSAGE\r\ndestination:/q\r\nmessage-id:T_1@@s@@1\r\ncontent-length:2\r\n\r\nhi\0";
+    let (a, b) = (frame(Version::V1_2, lf), frame(Version::V1_2, crlf));
+    assert_eq!(a, b);
+    for version in Version::ALL {
+        assert_eq!(
+            encode(version, &a).unwrap(),
+            encode(version, &b).unwrap(),
+            "{version}"
+        );
+    }
+    // A raw colon in a value must still be escaped when the frame is re-encoded.
+    let colon = frame(Version::V1_2, b"MESSAGE\nx:a:b\n\n\0");
+    assert_eq!(
+        encode(Version::V1_2, &colon).unwrap(),
+        b"MESSAGE\nx:a\\cb\n\n\0"
+    );
+    let built = Frame::builder(Command::Message).header("x", "a:b").build();
+    assert_eq!(
+        encode(Version::V1_2, &built).unwrap(),
+        b"MESSAGE\nx:a\\cb\n\n\0"
+    );
+}
+
+#[test]
 fn builder_round_trips_in_every_version() {
     for version in Version::ALL {
         let f = Frame::builder(Command::Message)

@@ -73,14 +73,12 @@ fn truncated_input_is_an_error_at_eof() {
     for cut in 1..STREAM.len() {
         let mut decoder = Decoder::new(Version::V1_2);
         let mut buf = BytesMut::from(&STREAM[..cut]);
-        let mut last = Ok(None);
-        loop {
-            last = match decoder.decode_eof(&mut buf) {
+        let last = loop {
+            match decoder.decode_eof(&mut buf) {
                 Ok(Some(_)) => continue,
-                other => other,
-            };
-            break;
-        }
+                other => break other,
+            }
+        };
         match last {
             Ok(None) => assert!(buf.is_empty()),
             Err(stompkit_codec::Error::Truncated { buffered, .. }) => assert!(buffered > 0),
