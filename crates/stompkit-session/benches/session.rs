@@ -1,0 +1,139 @@
+//! Frames per second through the session, beside the codec alone on the same frames.
+//!
+//! - `input`: MESSAGE bytes in, `Event::Message` out (session) vs `Decoder::decode` (codec).
+//! - `send`: `Session::send` + `poll_transmit` (session) vs `Encoder::encode` of the same
+//!   frame (codec).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use stompkit_codec::{Command, Decoder, Encoder, Frame, Version};
+use stompkit_session::{Credentials, Event, Message, Session, SessionConfig, Subscribe};
+
+const BATCH: usize = 256;
+
+fn connected() -> (Session, Instant) {
+    let now = Instant::now();
+    let config = SessionConfig::default().with_heart_beat(Duration::ZERO, Duration::ZERO);
+    let mut session = Session::new(config, now);
+    session.connect(now);
+    session.transport_connected(now, Credentials::login("guest", "guest"));
+    session.handle_input(now, b"CONNECTED\nversion:1.2\nheart-beat:0,0\n\n\0\n");
+    session
+        .subscribe(now, Subscribe::new("/queue/job-offers-7"))
+        .unwrap();
+    while session.poll_event().is_some() {}
+    while session.poll_transmit().is_some() {}
+    (session, now)
+}
+
+fn messages() -> Vec<u8> {
+    let mut wire = Vec::new();
+    for i in 0..BATCH {
+        wire.extend_from_slice(
+            format!(
+                "MESSAGE\nsubscription:sub-1\ndestination:/queue/job-offers-7\nmessage-id:T_sub-1@@session-w__QHTR_jUQJTczXrnVt3w@@{i}\nredelivered:false\ncontent-type:application/json\ncontent-length:36\n\n{{\"type\":\"NEW_JOB_OFFER\",\"jobId\":123}}\0\n"
+            )
+            .as_bytes(),
+        );
+    }
+    wire
+}
+
+fn input(c: &mut Criterion) {
+    let wire = messages();
+    let mut group = c.benchmark_group("input");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("codec_decode", |b| {
+        b.iter(|| {
+            let mut decoder = Decoder::new(Version::V1_2);
+            let mut buf = BytesMut::from(&wire[..]);
+            let mut n = 0;
+            while let Some(item) = decoder.decode(&mut buf).unwrap() {
+                n += usize::from(matches!(item, stompkit_codec::Item::Frame(_)));
+                black_box(item);
+            }
+            assert_eq!(n, BATCH);
+        });
+    });
+    group.bench_function("session_handle_input", |b| {
+        let (mut session, now) = connected();
+        b.iter(|| {
+            session.handle_input(now, black_box(&wire));
+            let mut n = 0;
+            while let Some(event) = session.poll_event() {
+                n += usize::from(matches!(event, Event::Message { .. }));
+                black_box(event);
+            }
+            assert_eq!(n, BATCH);
+        });
+    });
+    group.finish();
+}
+
+fn send(c: &mut Criterion) {
+    let body = bytes::Bytes::from_static(br#"{"type":"NEW_JOB_OFFER","jobId":123}"#);
+    let frame = Frame::builder(Command::Send)
+        .header("destination", "/queue/job-offers-7")
+        .header("content-type", "application/json")
+        .body(body.clone())
+        .build();
+    let mut group = c.benchmark_group("send");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("codec_encode", |b| {
+        let encoder = Encoder::new(Version::V1_2);
+        let mut out = BytesMut::with_capacity(64 * 1024);
+        b.iter(|| {
+            out.clear();
+            for _ in 0..BATCH {
+                encoder.encode(black_box(&frame), &mut out).unwrap();
+            }
+            black_box(&out);
+        });
+    });
+    group.bench_function("codec_build_and_encode", |b| {
+        // What a caller without the session would do: build the frame, encode it.
+        let encoder = Encoder::new(Version::V1_2);
+        let mut out = BytesMut::with_capacity(64 * 1024);
+        b.iter(|| {
+            out.clear();
+            for _ in 0..BATCH {
+                let frame = Frame::builder(Command::Send)
+                    .header("destination", "/queue/job-offers-7")
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .build();
+                encoder.encode(black_box(&frame), &mut out).unwrap();
+            }
+            black_box(&out);
+        });
+    });
+    group.bench_function("session_send", |b| {
+        let (mut session, now) = connected();
+        // The caller builds its messages; measured: send + poll_transmit.
+        let batch = || {
+            (0..BATCH)
+                .map(|_| {
+                    Message::new("/queue/job-offers-7", body.clone())
+                        .header("content-type", "application/json")
+                })
+                .collect::<Vec<_>>()
+        };
+        b.iter_batched(
+            batch,
+            |messages| {
+                for message in messages {
+                    session.send(now, message).unwrap();
+                }
+                black_box(session.poll_transmit());
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    group.finish();
+}
+
+criterion_group!(benches, input, send);
+criterion_main!(benches);

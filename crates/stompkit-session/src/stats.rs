@@ -1,0 +1,161 @@
+//! Counters, cheap to read at any time.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::time::{Duration, Instant};
+
+use stompkit_codec::Command;
+
+/// Messages sent to and received from one destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DestinationStats {
+    /// `SEND` frames written.
+    pub sent: u64,
+    /// `MESSAGE` frames received.
+    pub received: u64,
+}
+
+/// Frames counted by command (index: position in [`Command::ALL`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CommandCounts([u64; Command::ALL.len()]);
+
+impl CommandCounts {
+    /// Frames with this command.
+    pub fn get(&self, command: Command) -> u64 {
+        self.0[index(command)]
+    }
+
+    pub(crate) fn add(&mut self, command: Command) {
+        self.0[index(command)] += 1;
+    }
+}
+
+fn index(command: Command) -> usize {
+    match command {
+        Command::Connect => 0,
+        Command::Stomp => 1,
+        Command::Send => 2,
+        Command::Subscribe => 3,
+        Command::Unsubscribe => 4,
+        Command::Ack => 5,
+        Command::Nack => 6,
+        Command::Begin => 7,
+        Command::Commit => 8,
+        Command::Abort => 9,
+        Command::Disconnect => 10,
+        Command::Connected => 11,
+        Command::Message => 12,
+        Command::Receipt => 13,
+        Command::Error => 14,
+    }
+}
+
+/// Session statistics. Read with [`Session::stats`](crate::Session::stats); nothing is
+/// computed on read except [`uptime`](Self::uptime).
+///
+/// Per-destination counts are bounded: after
+/// [`max_tracked_destinations`](crate::SessionConfig::max_tracked_destinations) distinct
+/// destinations, further ones are added to [`other_destinations`](Self::other_destinations).
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct Stats {
+    /// When the session was created.
+    pub created_at: Option<Instant>,
+    /// Connection attempts started.
+    pub attempts: u64,
+    /// Attempts that reached `CONNECTED`.
+    pub connections: u64,
+    /// Successful connections after the first.
+    pub reconnections: u64,
+    /// Attempts and connections that failed.
+    pub failures: u64,
+    /// `ERROR` frames received.
+    pub errors: u64,
+    /// When the current connection was established; `None` when not connected.
+    pub connected_since: Option<Instant>,
+    /// Frames received.
+    pub frames_in: u64,
+    /// Frames written.
+    pub frames_out: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes written.
+    pub bytes_out: u64,
+    /// End-of-lines received between frames (heart-beats, and the EOLs some brokers put
+    /// after every frame).
+    pub heartbeats_in: u64,
+    /// Heart-beats written.
+    pub heartbeats_out: u64,
+    /// Messages dropped from the outbound queue (each also reported as an event).
+    pub messages_dropped: u64,
+    /// Messages delivered flagged as possibly duplicate.
+    pub possible_duplicates: u64,
+    /// The last time anything was received or written.
+    pub last_activity: Option<Instant>,
+    /// Frames received, by command.
+    pub frames_in_by_command: CommandCounts,
+    /// Frames written, by command.
+    pub frames_out_by_command: CommandCounts,
+    /// Messages to and from destinations beyond the tracked ones.
+    pub other_destinations: DestinationStats,
+    destinations: HashMap<String, DestinationStats, BuildHasherDefault<Fnv>>,
+    max_destinations: usize,
+}
+
+impl Stats {
+    pub(crate) fn new(max_destinations: usize) -> Self {
+        Self {
+            max_destinations,
+            ..Self::default()
+        }
+    }
+
+    /// How long the current connection has been up; `None` when not connected.
+    pub fn uptime(&self, now: Instant) -> Option<Duration> {
+        self.connected_since
+            .map(|since| now.saturating_duration_since(since))
+    }
+
+    /// Counts for one destination, if it is tracked.
+    pub fn destination(&self, destination: &str) -> Option<&DestinationStats> {
+        self.destinations.get(destination)
+    }
+
+    /// Every tracked destination's counts (in no particular order).
+    pub fn destinations(&self) -> impl Iterator<Item = (&str, &DestinationStats)> {
+        self.destinations.iter().map(|(d, s)| (d.as_str(), s))
+    }
+
+    pub(crate) fn destination_mut(&mut self, destination: &str) -> &mut DestinationStats {
+        // One hash on the hot path (the destination is usually known already).
+        if self.destinations.contains_key(destination) {
+            return self.destinations.get_mut(destination).expect("present");
+        }
+        if self.destinations.len() >= self.max_destinations {
+            return &mut self.other_destinations;
+        }
+        self.destinations.entry(destination.to_owned()).or_default()
+    }
+}
+
+/// FNV-1a: destinations are short and the map is bounded, so a fast hash is enough.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
