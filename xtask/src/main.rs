@@ -1,1 +1,172 @@
-fn main() {}
+//! Project automation, run as `cargo xtask <task>`.
+//!
+//! - `ci`: everything CI checks, in the order a failure is cheapest to find: formatting,
+//!   clippy, tests (unit, integration, property, doc, fuzz-corpus replay), documentation.
+//! - `fuzz [--seconds N]`: every cargo-fuzz target for N seconds each (nightly toolchain).
+//! - `bench`: the criterion comparison with the other Rust STOMP codecs and the report in
+//!   `docs/performance.md`.
+//!
+//! Each task prints the commands it runs and stops at the first failure with its exit code.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+/// The fuzz targets, in the order `fuzz` runs them.
+const FUZZ_TARGETS: [&str; 4] = ["decode", "decode_split", "round_trip", "session"];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("fuzz") => fuzz(&args[1..]),
+        Some("bench") => bench(),
+        Some("-h" | "--help" | "help") | None => {
+            eprintln!("{}", usage());
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => Err(format!("unknown task `{other}`\n\n{}", usage())),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage() -> &'static str {
+    "usage: cargo xtask <task>\n\n\
+     tasks:\n  \
+     ci                  fmt, clippy, all tests, docs (what CI runs)\n  \
+     fuzz [--seconds N]  run every fuzz target for N seconds (default 60; needs nightly)\n  \
+     bench               criterion benches against other codecs, report to docs/performance.md"
+}
+
+fn ci() -> Result<(), String> {
+    let started = Instant::now();
+    let cargo = cargo();
+    run(Command::new(&cargo).args(["fmt", "--all", "--check"]))?;
+    run(Command::new(&cargo).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--all-features",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(Command::new(&cargo).args([
+        "test",
+        "--workspace",
+        "--all-targets",
+        "--all-features",
+        "--locked",
+    ]))?;
+    // `--all-targets` leaves out doc tests; they run here.
+    run(Command::new(&cargo).args(["test", "--workspace", "--doc", "--all-features", "--locked"]))?;
+    run(Command::new(&cargo)
+        .args([
+            "doc",
+            "--workspace",
+            "--no-deps",
+            "--all-features",
+            "--locked",
+        ])
+        .env("RUSTDOCFLAGS", "-D warnings"))?;
+    eprintln!("xtask ci: all checks passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+fn fuzz(args: &[String]) -> Result<(), String> {
+    let seconds = match args {
+        [] => 60,
+        [flag, n] if flag == "--seconds" => n
+            .parse::<u64>()
+            .map_err(|_| format!("--seconds takes a whole number, not `{n}`"))?,
+        _ => return Err(format!("fuzz takes only `--seconds N`\n\n{}", usage())),
+    };
+    let has_nightly = Command::new("cargo")
+        .args(["+nightly", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_nightly {
+        return Err(
+            "cargo-fuzz needs a nightly toolchain: `rustup toolchain install nightly`".into(),
+        );
+    }
+    let has_cargo_fuzz = Command::new("cargo")
+        .args(["+nightly", "fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_cargo_fuzz {
+        eprintln!("xtask: cargo-fuzz is missing; installing it from crates.io");
+        run(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))?;
+    }
+    let root = root();
+    for target in FUZZ_TARGETS {
+        run(Command::new("cargo")
+            .current_dir(&root)
+            .args(["+nightly", "fuzz", "run", target, "--"])
+            .arg(format!("-max_total_time={seconds}"))
+            .arg(format!("fuzz/corpus/{target}")))?;
+    }
+    Ok(())
+}
+
+fn bench() -> Result<(), String> {
+    let cargo = cargo();
+    run(Command::new(&cargo).args([
+        "bench",
+        "-p",
+        "stompkit-benches",
+        "--bench",
+        "codec",
+        "--",
+        "--warm-up-time",
+        "1",
+        "--measurement-time",
+        "3",
+    ]))?;
+    run(Command::new(&cargo).args(["run", "-p", "stompkit-benches", "--bin", "perf-report"]))
+}
+
+/// Runs a command from the workspace root, echoing it first.
+fn run(command: &mut Command) -> Result<(), String> {
+    if command.get_current_dir().is_none() {
+        command.current_dir(root());
+    }
+    let shown = format!(
+        "{} {}",
+        command.get_program().to_string_lossy(),
+        command
+            .get_args()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    eprintln!("xtask: $ {shown}");
+    let status = command
+        .status()
+        .map_err(|e| format!("could not start `{shown}`: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{shown}` failed ({status})"))
+    }
+}
+
+/// The cargo that runs xtask (so `cargo +toolchain xtask` keeps its toolchain).
+fn cargo() -> PathBuf {
+    env::var_os("CARGO").map_or_else(|| PathBuf::from("cargo"), PathBuf::from)
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace root")
+        .to_path_buf()
+}
