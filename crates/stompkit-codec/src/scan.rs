@@ -30,12 +30,19 @@ pub(crate) struct PlainMasks {
 /// Like [`block`], folding CR and backslash into one mask (one `pmovmskb` fewer per 16 bytes).
 #[inline(always)]
 pub(crate) fn plain_block(bytes: &[u8]) -> (PlainMasks, usize) {
+    over_block(bytes, plain_masks)
+}
+
+/// Applies `scan` to the first [`BLOCK`] bytes of `bytes`, zero-padded when fewer remain
+/// (zero is none of the special bytes); returns its result and how many bytes it covers.
+#[inline(always)]
+fn over_block<T>(bytes: &[u8], scan: impl Fn(&[u8; BLOCK]) -> T) -> (T, usize) {
     match bytes.first_chunk::<BLOCK>() {
-        Some(full) => (plain_masks(full), BLOCK),
+        Some(full) => (scan(full), BLOCK),
         None => {
             let mut padded = [0u8; BLOCK];
             padded[..bytes.len()].copy_from_slice(bytes);
-            (plain_masks(&padded), bytes.len())
+            (scan(&padded), bytes.len())
         }
     }
 }
@@ -61,15 +68,7 @@ fn plain_masks(block: &[u8; BLOCK]) -> PlainMasks {
 /// bytes they cover.
 #[inline]
 pub(crate) fn block(bytes: &[u8]) -> (Masks, usize) {
-    match bytes.first_chunk::<BLOCK>() {
-        Some(full) => (masks(full), BLOCK),
-        None => {
-            // Zero padding holds none of the special bytes.
-            let mut padded = [0u8; BLOCK];
-            padded[..bytes.len()].copy_from_slice(bytes);
-            (masks(&padded), bytes.len())
-        }
-    }
+    over_block(bytes, masks)
 }
 
 #[inline]
