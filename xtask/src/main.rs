@@ -111,8 +111,7 @@ fn fuzz(args: &[String]) -> Result<(), String> {
         run(Command::new("cargo")
             .current_dir(&root)
             .args(["+nightly", "fuzz", "run", target, "--"])
-            .arg(format!("-max_total_time={seconds}"))
-            .arg(format!("fuzz/corpus/{target}")))?;
+            .arg(format!("-max_total_time={seconds}")))?;
     }
     Ok(())
 }

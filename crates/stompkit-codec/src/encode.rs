@@ -92,27 +92,86 @@ impl Encoder {
         result
     }
 
+    /// Appends a frame given as parts, without building a [`Frame`]: the same rules and
+    /// checks as [`encode`](Self::encode), for senders that hold their headers elsewhere.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use stompkit_codec::{Command, Encoder, Version};
+    ///
+    /// let mut out = BytesMut::new();
+    /// let headers: [(&[u8], &[u8]); 2] = [(b"destination", b"/queue/a"), (b"x", b"a:b")];
+    /// Encoder::new(Version::V1_2).encode_parts(Command::Send, headers, b"hi", &mut out)?;
+    /// assert_eq!(&out[..], b"SEND\ndestination:/queue/a\nx:a\\cb\n\nhi\0");
+    /// # Ok::<(), stompkit_codec::Error>(())
+    /// ```
+    pub fn encode_parts<'h, I>(
+        &self,
+        command: Command,
+        headers: I,
+        body: &[u8],
+        dst: &mut BytesMut,
+    ) -> Result<(), Error>
+    where
+        I: IntoIterator<Item = (&'h [u8], &'h [u8])>,
+    {
+        let start = dst.len();
+        dst.reserve(body.len() + 1);
+        let result = self.write_parts(command, headers, body, dst);
+        match result {
+            Ok(()) => {
+                dst.put_slice(body);
+                dst.put_u8(0);
+            }
+            Err(_) => dst.truncate(start),
+        }
+        result
+    }
+
     /// Appends a heart-beat (one LF).
     pub fn encode_heartbeat(&self, dst: &mut BytesMut) {
         dst.put_u8(b'\n');
     }
 
     fn write_head(&self, frame: &Frame, dst: &mut BytesMut) -> Result<(), Error> {
-        let command = frame.command();
-        let body = frame.body();
-        if !body.is_empty() && !command.allows_body() {
-            return Err(Error::BodyNotAllowed { command });
-        }
-        dst.put_slice(command.as_str().as_bytes());
-        dst.put_u8(b'\n');
-        let declared_length = match frame.plain_lines() {
+        match frame.plain_lines() {
             // Nothing to escape or refuse: the lines are already in wire form.
             Some(lines) => {
+                let command = frame.command();
+                let body = frame.body();
+                check_body(command, body)?;
+                put_command(command, dst);
                 dst.put_slice(lines);
-                frame.header(b"content-length")
+                self.finish_head(frame.header(b"content-length"), body, dst)
             }
-            None => self.write_headers(frame, dst)?,
-        };
+            None => self.write_parts(frame.command(), frame.headers(), frame.body(), dst),
+        }
+    }
+
+    /// Writes a head from its parts (all but the body and NUL).
+    fn write_parts<'h, I>(
+        &self,
+        command: Command,
+        headers: I,
+        body: &[u8],
+        dst: &mut BytesMut,
+    ) -> Result<(), Error>
+    where
+        I: IntoIterator<Item = (&'h [u8], &'h [u8])>,
+    {
+        check_body(command, body)?;
+        put_command(command, dst);
+        let declared_length = self.write_headers(command, headers, dst)?;
+        self.finish_head(declared_length, body, dst)
+    }
+
+    /// Checks or adds `content-length`, then ends the head with its blank line.
+    fn finish_head(
+        &self,
+        declared_length: Option<&[u8]>,
+        body: &[u8],
+        dst: &mut BytesMut,
+    ) -> Result<(), Error> {
         match declared_length {
             Some(declared) => {
                 if line::content_length(declared) != Some(body.len() as u64) {
@@ -138,16 +197,19 @@ impl Encoder {
 
     /// Writes the header lines one by one, escaping or checking each; returns the first
     /// `content-length` value.
-    fn write_headers<'f>(
+    fn write_headers<'h, I>(
         &self,
-        frame: &'f Frame,
+        command: Command,
+        headers: I,
         dst: &mut BytesMut,
-    ) -> Result<Option<&'f [u8]>, Error> {
-        let command = frame.command();
+    ) -> Result<Option<&'h [u8]>, Error>
+    where
+        I: IntoIterator<Item = (&'h [u8], &'h [u8])>,
+    {
         let escaping = self.version.escapes_headers() && command.escapes_headers();
         let with_cr = self.version == Version::V1_2;
         let mut declared_length = None;
-        for (name, value) in frame.headers() {
+        for (name, value) in headers {
             if name.is_empty() {
                 return Err(self.unrepresentable(command, name, Forbidden::EmptyName));
             }
@@ -204,6 +266,20 @@ impl Encoder {
             forbidden,
         }
     }
+}
+
+fn check_body(command: Command, body: &[u8]) -> Result<(), Error> {
+    if body.is_empty() || command.allows_body() {
+        Ok(())
+    } else {
+        Err(Error::BodyNotAllowed { command })
+    }
+}
+
+#[inline]
+fn put_command(command: Command, dst: &mut BytesMut) {
+    dst.put_slice(command.as_str().as_bytes());
+    dst.put_u8(b'\n');
 }
 
 #[inline]

@@ -225,3 +225,38 @@ fn debug_output_redacts_credentials() {
         assert!(!debug.contains(secret), "{secret} leaked: {debug}");
     }
 }
+
+#[test]
+fn encoding_parts_matches_encoding_a_frame() {
+    let headers: [(&[u8], &[u8]); 3] = [(b"destination", b"/q"), (b"x", b"a:b\n"), (b"x", b"2")];
+    for version in [Version::V1_1, Version::V1_2] {
+        let mut built = Frame::builder(Command::Send);
+        for (n, v) in headers {
+            built = built.header(n, v);
+        }
+        let built = built.body(&b"a\0b"[..]).build();
+        let mut parts = BytesMut::new();
+        Encoder::new(version)
+            .encode_parts(Command::Send, headers, b"a\0b", &mut parts)
+            .unwrap();
+        assert_eq!(
+            parts.to_vec(),
+            encode(version, &built).unwrap(),
+            "{version}"
+        );
+    }
+    // The same refusals, and nothing written.
+    let mut out = BytesMut::new();
+    let bad: [(&[u8], &[u8]); 1] = [(b"login", b"a\nb")];
+    assert!(
+        Encoder::new(Version::V1_2)
+            .encode_parts(Command::Connect, bad, b"", &mut out)
+            .is_err()
+    );
+    assert!(
+        Encoder::new(Version::V1_2)
+            .encode_parts(Command::Ack, [], b"x", &mut out)
+            .is_err()
+    );
+    assert!(out.is_empty());
+}

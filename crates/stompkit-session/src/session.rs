@@ -1250,14 +1250,47 @@ impl Session {
     fn write(&mut self, now: Instant, frame: &Frame) -> Result<(), stompkit_codec::Error> {
         let before = self.out.len();
         self.encoder.encode(frame, &mut self.out)?;
+        self.count_written(now, frame.command(), before);
+        Ok(())
+    }
+
+    /// Writes a `SEND` straight from the message, without building a [`Frame`] first.
+    fn write_send(
+        &mut self,
+        now: Instant,
+        message: &Message,
+        receipt: Option<u64>,
+    ) -> Result<(), stompkit_codec::Error> {
+        let transaction = message.transaction.map(|tx| tx.to_string());
+        let receipt = receipt.map(receipt_value);
+        let headers = std::iter::once((&b"destination"[..], message.destination.as_bytes()))
+            .chain(
+                message
+                    .headers
+                    .iter()
+                    .map(|(name, value)| (name.as_bytes(), value.as_bytes())),
+            )
+            .chain(
+                transaction
+                    .as_deref()
+                    .map(|tx| (&b"transaction"[..], tx.as_bytes())),
+            )
+            .chain(receipt.as_deref().map(|n| (&b"receipt"[..], n.as_bytes())));
+        let before = self.out.len();
+        self.encoder
+            .encode_parts(Command::Send, headers, &message.body, &mut self.out)?;
+        self.count_written(now, Command::Send, before);
+        Ok(())
+    }
+
+    fn count_written(&mut self, now: Instant, command: Command, before: usize) {
         self.stats.frames_out += 1;
         self.stats.bytes_out += (self.out.len() - before) as u64;
-        self.stats.frames_out_by_command.add(frame.command());
+        self.stats.frames_out_by_command.add(command);
         self.stats.last_activity = Some(now);
         if let Some(link) = &mut self.link {
             link.last_tx = now;
         }
-        Ok(())
     }
 
     fn connect_frame(&self, credentials: Credentials) -> Frame {
@@ -1316,8 +1349,7 @@ impl Session {
         message: Message,
     ) -> Result<(), Box<(Message, stompkit_codec::Error)>> {
         let receipt = message.receipt.then_some(self.next_receipt);
-        let frame = send_frame(&message, receipt);
-        if let Err(error) = self.write(now, &frame) {
+        if let Err(error) = self.write_send(now, &message, receipt) {
             return Err(Box::new((message, error)));
         }
         self.stats.destination_mut(&message.destination).sent += 1;

@@ -98,7 +98,7 @@ pub struct Stats {
     pub frames_out_by_command: CommandCounts,
     /// Messages to and from destinations beyond the tracked ones.
     pub other_destinations: DestinationStats,
-    destinations: HashMap<String, DestinationStats, BuildHasherDefault<Fnv>>,
+    destinations: HashMap<String, DestinationStats, BuildHasherDefault<WordHash>>,
     max_destinations: usize,
 }
 
@@ -138,24 +138,39 @@ impl Stats {
     }
 }
 
-/// FNV-1a: destinations are short and the map is bounded, so a fast hash is enough.
+/// A word-at-a-time multiplicative hash: destinations are short and come from our own
+/// subscriptions or a broker we chose, and the map is bounded, so speed matters more here
+/// than resistance to chosen collisions.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Fnv(u64);
+pub(crate) struct WordHash(u64);
 
-impl Default for Fnv {
+impl Default for WordHash {
     fn default() -> Self {
         Self(0xcbf2_9ce4_8422_2325)
     }
 }
 
-impl Hasher for Fnv {
+impl WordHash {
+    #[inline]
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for WordHash {
     fn finish(&self) -> u64 {
         self.0
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            self.mix(u64::from_le_bytes(word.try_into().expect("8 bytes")));
         }
+        let rest = words.remainder();
+        let mut last = [0u8; 8];
+        last[..rest.len()].copy_from_slice(rest);
+        // The length tells "ab" from "ab\0".
+        self.mix(u64::from_le_bytes(last) ^ ((rest.len() as u64) << 59));
     }
 }
