@@ -19,10 +19,14 @@ macro_rules! id_type {
             #[allow(dead_code)]
             pub(crate) fn parse_wire(value: &[u8]) -> Option<Self> {
                 let digits = value.strip_prefix($prefix.as_bytes())?;
-                if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+                if digits.is_empty() || digits.len() > 19 {
                     return None;
                 }
-                std::str::from_utf8(digits).ok()?.parse().ok().map(Self)
+                // At most 19 digits always fit in a u64.
+                digits
+                    .iter()
+                    .try_fold(0u64, |n, d| d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0')))
+                    .map(Self)
             }
         }
 

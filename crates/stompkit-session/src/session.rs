@@ -1030,7 +1030,7 @@ impl Session {
                     .map(|(id, _)| *id)
             }),
         };
-        if let Some(d) = destination.and_then(|d| std::str::from_utf8(d).ok()) {
+        if let Some(d) = destination {
             self.stats.destination_mut(d).received += 1;
         }
         let Some(id) = id else {
@@ -1352,7 +1352,9 @@ impl Session {
         if let Err(error) = self.write_send(now, &message, receipt) {
             return Err(Box::new((message, error)));
         }
-        self.stats.destination_mut(&message.destination).sent += 1;
+        self.stats
+            .destination_mut(message.destination.as_bytes())
+            .sent += 1;
         if let Some(n) = receipt {
             self.next_receipt += 1;
             self.receipts.insert(
@@ -1376,7 +1378,7 @@ impl Session {
     }
 
     fn count_sent(&mut self, frame: &Frame) {
-        if let Some(d) = frame.header_str("destination") {
+        if let Some(d) = frame.header("destination") {
             self.stats.destination_mut(d).sent += 1;
         }
     }

@@ -98,7 +98,9 @@ pub struct Stats {
     pub frames_out_by_command: CommandCounts,
     /// Messages to and from destinations beyond the tracked ones.
     pub other_destinations: DestinationStats,
-    destinations: HashMap<String, DestinationStats, BuildHasherDefault<WordHash>>,
+    /// Tracked destinations, in the order first seen; `index` finds them by their bytes.
+    destinations: Vec<(String, DestinationStats)>,
+    index: HashMap<Box<[u8]>, usize, BuildHasherDefault<WordHash>>,
     max_destinations: usize,
 }
 
@@ -118,23 +120,36 @@ impl Stats {
 
     /// Counts for one destination, if it is tracked.
     pub fn destination(&self, destination: &str) -> Option<&DestinationStats> {
-        self.destinations.get(destination)
+        let &i = self.index.get(destination.as_bytes())?;
+        Some(&self.destinations[i].1)
     }
 
-    /// Every tracked destination's counts (in no particular order).
+    /// Every tracked destination's counts, in the order they were first seen.
     pub fn destinations(&self) -> impl Iterator<Item = (&str, &DestinationStats)> {
         self.destinations.iter().map(|(d, s)| (d.as_str(), s))
     }
 
-    pub(crate) fn destination_mut(&mut self, destination: &str) -> &mut DestinationStats {
-        // One hash on the hot path (the destination is usually known already).
-        if self.destinations.contains_key(destination) {
-            return self.destinations.get_mut(destination).expect("present");
-        }
-        if self.destinations.len() >= self.max_destinations {
-            return &mut self.other_destinations;
-        }
-        self.destinations.entry(destination.to_owned()).or_default()
+    /// The counts for `destination`: one hash lookup when it is tracked already (the hot
+    /// path). A new destination is checked for UTF-8 once; one that is not, or one past
+    /// the tracking limit, counts under `other_destinations`.
+    pub(crate) fn destination_mut(&mut self, destination: &[u8]) -> &mut DestinationStats {
+        let i = match self.index.get(destination) {
+            Some(&i) => i,
+            None => {
+                let Ok(text) = std::str::from_utf8(destination) else {
+                    return &mut self.other_destinations;
+                };
+                if self.destinations.len() >= self.max_destinations {
+                    return &mut self.other_destinations;
+                }
+                self.destinations
+                    .push((text.to_owned(), DestinationStats::default()));
+                let i = self.destinations.len() - 1;
+                self.index.insert(destination.into(), i);
+                i
+            }
+        };
+        &mut self.destinations[i].1
     }
 }
 
