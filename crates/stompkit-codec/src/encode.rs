@@ -72,11 +72,7 @@ impl Encoder {
 
     /// Appends `frame` (head, body and closing NUL) to `dst`.
     pub fn encode(&self, frame: &Frame, dst: &mut BytesMut) -> Result<(), Error> {
-        dst.reserve(frame.body().len() + 1);
-        self.encode_head(frame, dst)?;
-        dst.put_slice(frame.body());
-        dst.put_u8(0);
-        Ok(())
+        append_frame(dst, frame.body(), |dst| self.write_head(frame, dst))
     }
 
     /// Appends only the head of `frame`: command, headers and the blank line.
@@ -84,12 +80,7 @@ impl Encoder {
     /// For vectored writes: send the head, then `frame.body()` and a NUL byte, without
     /// copying the body.
     pub fn encode_head(&self, frame: &Frame, dst: &mut BytesMut) -> Result<(), Error> {
-        let start = dst.len();
-        let result = self.write_head(frame, dst);
-        if result.is_err() {
-            dst.truncate(start);
-        }
-        result
+        all_or_nothing(dst, |dst| self.write_head(frame, dst))
     }
 
     /// Appends a frame given as parts, without building a [`Frame`]: the same rules and
@@ -115,17 +106,9 @@ impl Encoder {
     where
         I: IntoIterator<Item = (&'h [u8], &'h [u8])>,
     {
-        let start = dst.len();
-        dst.reserve(body.len() + 1);
-        let result = self.write_parts(command, headers, body, dst);
-        match result {
-            Ok(()) => {
-                dst.put_slice(body);
-                dst.put_u8(0);
-            }
-            Err(_) => dst.truncate(start),
-        }
-        result
+        append_frame(dst, body, |dst| {
+            self.write_parts(command, headers, body, dst)
+        })
     }
 
     /// Appends a heart-beat (one LF).
@@ -266,6 +249,35 @@ impl Encoder {
             forbidden,
         }
     }
+}
+
+/// Writes a head with `write_head`, then the body and the closing NUL; on error nothing is
+/// appended.
+#[inline]
+fn append_frame(
+    dst: &mut BytesMut,
+    body: &[u8],
+    write_head: impl FnOnce(&mut BytesMut) -> Result<(), Error>,
+) -> Result<(), Error> {
+    dst.reserve(body.len() + 1);
+    all_or_nothing(dst, write_head)?;
+    dst.put_slice(body);
+    dst.put_u8(0);
+    Ok(())
+}
+
+/// Runs `write`, taking back whatever it appended if it fails.
+#[inline]
+fn all_or_nothing(
+    dst: &mut BytesMut,
+    write: impl FnOnce(&mut BytesMut) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let start = dst.len();
+    let result = write(dst);
+    if result.is_err() {
+        dst.truncate(start);
+    }
+    result
 }
 
 fn check_body(command: Command, body: &[u8]) -> Result<(), Error> {
