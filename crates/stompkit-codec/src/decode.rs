@@ -327,7 +327,7 @@ impl Decoder {
                 let i = lfs.trailing_zeros() as usize;
                 lfs &= lfs - 1;
                 let at = base + i;
-                let through = (2u64 << i).wrapping_sub(1); // bits 0..=i
+                let through = scan::through(i);
                 if dirty & through != 0 || at - line_start > max_line {
                     return self.bail();
                 }
@@ -482,9 +482,8 @@ impl Decoder {
                 }
                 // A line feed: one line is complete.
                 line.absorb(block_start, colons & before, backslashes & before);
-                let rest = if i == 63 { 0 } else { !0u64 << (i + 1) };
-                colons &= rest;
-                backslashes &= rest;
+                colons &= !scan::through(i);
+                backslashes &= !scan::through(i);
                 let end = content_end;
                 let result = if self.progress.command.is_none() {
                     self.command_line(&buf[line.start..end], line.start)

@@ -101,6 +101,12 @@ fn bits(eq: i8x16) -> u64 {
     u64::from(eq.move_mask() as u16)
 }
 
+/// Bits `0..=i` of a mask (`i < 64`): a line's bytes up to and including its line feed.
+#[inline(always)]
+pub(crate) fn through(i: usize) -> u64 {
+    (2u64 << i).wrapping_sub(1)
+}
+
 /// Whether `text` holds a byte a header writer must escape or refuse: `\\`, `:`, LF or CR.
 ///
 /// Works 16 bytes at a time: header values are short, so a 64-byte block would mostly pad.
@@ -168,6 +174,13 @@ mod tests {
                 (m.lf, m.colon, m.cr | m.backslash, n)
             );
         }
+    }
+
+    #[test]
+    fn through_masks_bits_up_to_and_including_i() {
+        assert_eq!(through(0), 1);
+        assert_eq!(through(3), 0b1111);
+        assert_eq!(through(63), u64::MAX);
     }
 
     #[test]
