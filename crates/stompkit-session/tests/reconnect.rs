@@ -374,3 +374,48 @@ fn the_attempt_history_is_bounded_and_classifies_every_attempt() {
     let last = sim.session.stats().attempts as u32;
     assert_eq!(numbers, [last - 2, last - 1, last]);
 }
+
+#[test]
+fn a_broker_that_vanishes_mid_frame_delivers_nothing_partial_and_the_message_comes_after_reconnect()
+{
+    let mut sim = Sim::connected(Sim::config(), BrokerConfig::default());
+    let sub = sim
+        .session
+        .subscribe(
+            sim.now,
+            Subscribe::new("/queue/job-offers-7").ack(AckMode::ClientIndividual),
+        )
+        .unwrap();
+    sim.pump();
+    let before = sim.events.len();
+    // Half a MESSAGE: the head and part of a content-length body, then the link dies.
+    let half = format!(
+        "MESSAGE\nsubscription:{sub}\ndestination:/queue/job-offers-7\nmessage-id:m-1\nack:m-1\ncontent-length:22\n\n{{\"jobId\":12"
+    );
+    sim.broker_says(half.as_bytes());
+    assert!(
+        !sim.events_since(before)
+            .iter()
+            .any(|e| matches!(e, Event::Message { .. })),
+        "no event for a frame that never completed"
+    );
+    sim.drop_link();
+    assert!(matches!(sim.session.state(), State::Reconnecting { .. }));
+    let failure = sim
+        .session
+        .attempts()
+        .last()
+        .unwrap()
+        .failure
+        .clone()
+        .unwrap();
+    assert_eq!(failure.kind, FailureKind::Network);
+
+    // The broker still holds the unacknowledged message and delivers it on the new connection.
+    sim.advance(secs(1));
+    assert_eq!(sim.session.state(), State::Connected);
+    sim.broker
+        .publish("/queue/job-offers-7", r#"{"jobId":123456789012}"#);
+    sim.pump();
+    assert_eq!(sim.delivered_bodies(), [r#"{"jobId":123456789012}"#]);
+}
