@@ -52,7 +52,7 @@ fn same_content(frame: &Frame, message: &Message) {
         })
         .collect();
     assert_eq!(headers, message.headers);
-    assert_eq!(&frame.body()[..], &message.body[..]);
+    assert_eq!(frame.body(), &message.body[..]);
 }
 
 #[test]
@@ -201,7 +201,7 @@ fn encoders_write_the_corpus() {
             for (header, value) in &message.headers {
                 assert_eq!(frame.header_str(header), Some(value.as_str()), "{name}");
             }
-            assert_eq!(&frame.body()[..], &message.body[..], "{name}");
+            assert_eq!(frame.body(), &message.body[..], "{name}");
         }
     }
 }

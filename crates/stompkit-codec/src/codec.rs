@@ -20,7 +20,7 @@ use crate::{Decoder, Encoder, Error, Frame, Item, Limits, Version};
 ///
 /// client.send(Frame::builder(Command::Send).header("destination", "/queue/a").body("hi").build()).await?;
 /// let Some(Ok(Item::Frame(frame))) = server.next().await else { panic!() };
-/// assert_eq!(&frame.body()[..], b"hi");
+/// assert_eq!(frame.body(), b"hi");
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Default)]

@@ -6,9 +6,19 @@
 //! one byte at a time costs the same as a frame arriving whole. A body with `content-length`
 //! is never scanned at all: the decoder waits until that many bytes are buffered.
 //!
-//! Lines are found by one vectorised pass (see `scan`) that marks every LF, colon, backslash
-//! and CR of a 64-byte block as a bit; the decoder walks the set bits, not the bytes.
-//! Header values with a grammar of their own (`content-length`) are parsed with `nom`.
+//! A frame's head is read one of two ways. The fast path takes a whole, plain head (LF line
+//! ends, no backslash, at most eight headers, well inside every limit: what brokers send) in
+//! one pass: one vectorised mask per 64-byte block marks its line ends, and one 16-byte
+//! compare per line finds the colon. Anything else (a partial head, CRLF, escapes, an error,
+//! a head near a limit) is read by the careful path, which also keeps its place between calls
+//! and reports problems in byte order; the fast path never reports anything, it only gives up.
+//! The careful path's vectorised pass marks every LF, colon, backslash and CR of a block, and
+//! it walks the set bits, not the bytes. Header values with a grammar of their own
+//! (`content-length`) are parsed with `nom`.
+//!
+//! A decoded frame holds one [`Bytes`] handle on its bytes (command through NUL), so taking a
+//! frame off the buffer costs one reference count, and its header index sits inline in the
+//! frame for up to eight headers (no allocation).
 
 use std::fmt;
 use std::mem;
@@ -17,7 +27,10 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use crate::error::{Limit, excerpt};
 use crate::escape::{UnescapeError, unescape_into};
-use crate::frame::{HeaderSpan, HeaderSpans, MAX_SPAN_OFFSET, Span};
+use crate::frame::{
+    HeaderIndex, HeaderSpan, HeaderSpans, INLINE_HEADERS, INLINE_MAX_OFFSET, InlineSpans,
+    MAX_SPAN_OFFSET, Span,
+};
 use crate::{Command, Error, Frame, Version, line, scan};
 
 /// What the decoder found next in the stream.
@@ -118,7 +131,7 @@ impl Limits {
 /// let Some(Item::Frame(frame)) = decoder.decode(&mut buf)? else { panic!() };
 /// assert_eq!(frame.command(), Command::Message);
 /// assert_eq!(frame.header("x"), Some(&b"a:b"[..]));
-/// assert_eq!(&frame.body()[..], b"hello");
+/// assert_eq!(frame.body(), b"hello");
 /// assert_eq!(decoder.decode(&mut buf)?, Some(Item::Heartbeat)); // the trailing EOL
 /// # Ok::<(), stompkit_codec::Error>(())
 /// ```
@@ -166,14 +179,17 @@ struct Progress {
     line_escaped: bool,
     /// First colon of the line being read, once seen.
     line_colon: Option<usize>,
+    /// Headers read by the careful path.
     headers: HeaderSpans,
+    /// Headers read by the fast path (which only reads heads it can index inline).
+    inline: InlineSpans,
+    /// The fast path read this head: the headers are in `inline`.
+    fast: bool,
     /// Unescaped copies of headers that held escapes.
     unescaped: Vec<u8>,
     content_length: Option<usize>,
     /// First body byte; 0 while the head is incomplete (a head is never empty).
     body_start: usize,
-    /// The header lines, when the fast path saw they need no escaping in any version.
-    plain_lines: Option<std::ops::Range<usize>>,
 }
 
 impl Default for Decoder {
@@ -235,15 +251,67 @@ impl Decoder {
     ///
     /// Returns `Ok(None)` when `buf` holds no complete item yet. After an error the stream
     /// cannot be resynchronised and every later call returns the same error.
+    #[inline]
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Item>, Error> {
+        // A line feed between frames is the most common item of all (RabbitMQ sends one after
+        // every frame): answer it here, inline in the caller, and leave the rest out of line.
+        if buf.first() == Some(&b'\n') && self.between_frames() {
+            buf.advance(1);
+            self.consumed += 1;
+            return Ok(Some(Item::Heartbeat));
+        }
+        self.decode_item(buf)
+    }
+
+    /// Nothing of a frame has been looked at and no error has been seen.
+    #[inline]
+    fn between_frames(&self) -> bool {
+        self.progress.scan == 0 && self.progress.body_start == 0 && self.failed.is_none()
+    }
+
+    /// [`decode`](Self::decode) for everything but a bare line feed between frames.
+    #[inline(never)]
+    fn decode_item(&mut self, buf: &mut BytesMut) -> Result<Option<Item>, Error> {
         if let Some(error) = &self.failed {
             return Err(error.clone());
         }
-        let result = self.decode_inner(buf);
-        if let Err(error) = &result {
-            self.failed = Some(error.clone());
+        // Every error below goes through `poison`, and the frame is built in place: the
+        // result is written once, never copied out of a temporary.
+        if self.progress.body_start == 0 {
+            if self.progress.scan == 0 {
+                match self.heartbeat(buf) {
+                    Ok(Boundary::Heartbeat(len)) => {
+                        buf.advance(len);
+                        self.consumed += len as u64;
+                        return Ok(Some(Item::Heartbeat));
+                    }
+                    Ok(Boundary::NeedMore) => return Ok(None),
+                    Ok(Boundary::Frame) => {}
+                    Err(error) => return Err(self.poison(error)),
+                }
+            }
+            let complete = (self.progress.scan == 0 && self.fast_head(buf))
+                || match self.read_head(buf) {
+                    Ok(complete) => complete,
+                    Err(error) => return Err(self.poison(error)),
+                };
+            if !complete {
+                return Ok(None);
+            }
         }
-        result
+        match self.body_end(buf) {
+            Ok(Some(nul)) => Ok(Some(Item::Frame(self.take_frame(buf, nul)))),
+            Ok(None) => Ok(None),
+            Err(error) => Err(self.poison(error)),
+        }
+    }
+
+    /// Remembers `error`: every later call returns it.
+    #[cold]
+    #[inline(never)]
+    fn poison(&mut self, error: Error) -> Error {
+        self.failed = Some(error.clone());
+        error
     }
 
     /// Like [`decode`](Self::decode), for when the stream has ended: bytes left over that do
@@ -263,28 +331,6 @@ impl Decoder {
         }
     }
 
-    fn decode_inner(&mut self, buf: &mut BytesMut) -> Result<Option<Item>, Error> {
-        if self.progress.body_start == 0 {
-            if self.progress.scan == 0 {
-                match self.heartbeat(buf)? {
-                    Boundary::Heartbeat(len) => {
-                        buf.advance(len);
-                        self.consumed += len as u64;
-                        return Ok(Some(Item::Heartbeat));
-                    }
-                    Boundary::NeedMore => return Ok(None),
-                    Boundary::Frame => {}
-                }
-            }
-            let complete =
-                (self.progress.scan == 0 && self.fast_head(buf)) || self.read_head(buf)?;
-            if !complete {
-                return Ok(None);
-            }
-        }
-        self.read_body(buf)
-    }
-
     /// Looks at the first bytes of a frame slot: an EOL there is a heart-beat.
     fn heartbeat(&self, buf: &[u8]) -> Result<Boundary, Error> {
         match buf {
@@ -302,113 +348,93 @@ impl Decoder {
     }
 
     /// The fast path for a whole, plain head at the front of `buf`: no CR, no backslash, every
-    /// limit respected, every header line with a name and a colon. On anything else it
-    /// returns `false` without a trace and [`read_head`](Self::read_head) takes over, so errors
-    /// and partial input are always handled by one careful path. It runs at most once per
-    /// frame (only while nothing of the frame has been scanned), so a bail costs one pass.
+    /// header line with a name and a colon, and comfortably inside every limit. On anything
+    /// else it returns `false` without a trace and [`read_head`](Self::read_head) takes over,
+    /// so errors, partial input and heads near a limit are always handled by one careful path.
+    /// It runs at most once per frame (only while nothing of the frame has been scanned), so a
+    /// bail costs one pass.
+    ///
+    /// Line feeds come from a vectorised pass over 64-byte blocks; each line's first colon
+    /// from one 16-byte compare at the line's start (header names are short).
     #[inline]
     fn fast_head(&mut self, buf: &[u8]) -> bool {
-        let visible = buf.len().min(self.head_limit());
+        // Only heads an inline index can address: the rest take the careful path.
+        let visible = buf.len().min(self.head_limit()).min(INLINE_MAX_OFFSET);
+        // The command line: every command fits in the first 16 bytes with its line feed.
+        let Some(first) = buf.first_chunk::<16>() else {
+            return false;
+        };
+        let lfs = scan::line_feeds16(first);
+        let at = lfs.trailing_zeros() as usize;
+        if lfs == 0 || at >= visible {
+            return false;
+        }
+        let command = match &buf[..at] {
+            b"MESSAGE" => Command::Message,
+            other => match Command::from_bytes(other) {
+                Some(command) => command,
+                None => return false,
+            },
+        };
         let max_line = self.limits.max_header_line_bytes;
-        let max_headers = self.limits.max_headers;
-        let mut command = None;
+        let max_headers = self.limits.max_headers.min(INLINE_HEADERS);
+        let max_frame = self.limits.max_frame_bytes;
+        // Spans go straight into the decoder's inline index; the count stays in a register.
+        let spans = &mut self.progress.inline;
+        let mut count = 0;
         let mut content_length = None;
-        let mut line_start = 0;
-        let mut colon = usize::MAX; // first colon of the current line, once seen
-        let mut extra_colons = 0u64; // non-zero once some line holds a second colon
-        let mut lines_start = 0; // first header line
-        let mut base = 0;
+        let mut line_start = at + 1;
+        let mut base = line_start;
+        // Lines starting up to here have 16 bytes to probe for their colon.
+        let probe_limit = buf.len() - 16;
         while base < visible {
-            let (m, len) = scan::plain_block(&buf[base..visible]);
-            let dirty = m.dirty;
-            let mut lfs = m.lf;
-            let mut colons = m.colon;
-            while lfs != 0 {
-                let i = lfs.trailing_zeros() as usize;
-                lfs &= lfs - 1;
-                let at = base + i;
-                let through = scan::through(i);
-                if dirty & through != 0 || at - line_start > max_line {
-                    return self.bail();
+            // Every line ending in this block starts at or after `line_start`: if the block's
+            // end is within the line limit of it, no line here can break the limit.
+            if base + scan::BLOCK - line_start > max_line {
+                return false;
+            }
+            let (mut ends, len) = scan::line_ends(&buf[base..visible]);
+            while ends != 0 {
+                let at = base + ends.trailing_zeros() as usize;
+                ends &= ends - 1;
+                // A CR, backslash or other control byte before the head's end: careful path.
+                if buf[at] != b'\n' {
+                    return false;
                 }
-                let in_line = colons & through;
-                if colon == usize::MAX {
-                    if in_line != 0 {
-                        colon = base + in_line.trailing_zeros() as usize;
-                        extra_colons |= in_line & (in_line - 1);
+                if at == line_start {
+                    if count > max_headers {
+                        return false;
                     }
-                } else {
-                    extra_colons |= in_line;
-                }
-                colons &= !through;
-                if command.is_none() {
-                    match Command::from_bytes(&buf[line_start..at]) {
-                        Some(c) => command = Some(c),
-                        None => return self.bail(),
-                    }
-                    lines_start = at + 1;
-                } else if at == line_start {
-                    let Some(command) = command else {
-                        unreachable!()
-                    };
-                    // One colon per line: no value holds a colon that would need escaping.
-                    self.progress.plain_lines =
-                        (extra_colons == 0).then_some(lines_start..line_start);
+                    spans.set_len(count);
+                    self.progress.fast = true;
                     self.progress.escaping = self.escaping_for(command);
                     self.progress.command = Some(command);
                     self.progress.content_length = content_length;
                     self.progress.body_start = at + 1;
                     self.progress.scan = at + 1;
                     return true;
-                } else {
-                    if colon >= at
-                        || colon == line_start
-                        || self.progress.headers.len() >= max_headers
-                    {
-                        return self.bail();
-                    }
-                    self.progress.headers.push(HeaderSpan {
-                        name: Span::head(line_start..colon),
-                        value: Span::head(colon + 1..at),
-                    });
-                    if colon - line_start == 14
-                        && content_length.is_none()
-                        && &buf[line_start..colon] == b"content-length"
-                    {
-                        match line::content_length(&buf[colon + 1..at])
-                            .and_then(|n| usize::try_from(n).ok())
-                            .filter(|n| {
-                                n.checked_add(at + 3)
-                                    .is_some_and(|f| f <= self.limits.max_frame_bytes)
-                            }) {
-                            Some(n) => content_length = Some(n),
-                            None => return self.bail(),
-                        }
-                    }
+                }
+                let colon = first_colon(buf, probe_limit, line_start, at);
+                if colon == usize::MAX || !spans.set(count, line_start, colon, at) {
+                    return false; // no colon, or more headers than an inline index holds
+                }
+                count += 1;
+                if colon - line_start == 14
+                    && !fast_content_length(
+                        buf,
+                        line_start,
+                        colon,
+                        at,
+                        max_frame,
+                        &mut content_length,
+                    )
+                {
+                    return false;
                 }
                 line_start = at + 1;
-                colon = usize::MAX;
-            }
-            if dirty != 0 {
-                return self.bail();
-            }
-            if colon == usize::MAX {
-                if colons != 0 {
-                    colon = base + colons.trailing_zeros() as usize;
-                    extra_colons |= colons & (colons - 1);
-                }
-            } else {
-                extra_colons |= colons;
             }
             base += len;
         }
-        self.bail()
-    }
-
-    /// Leaves the fast path with nothing changed.
-    #[cold]
-    fn bail(&mut self) -> bool {
-        self.progress.headers.clear();
         false
     }
 
@@ -653,7 +679,9 @@ impl Decoder {
         Ok(Span::unescaped(from..out.len()))
     }
 
-    fn read_body(&mut self, buf: &mut BytesMut) -> Result<Option<Item>, Error> {
+    /// Where the NUL that ends the frame is, once the head is complete and it is buffered.
+    #[inline]
+    fn body_end(&mut self, buf: &[u8]) -> Result<Option<usize>, Error> {
         let body_start = self.progress.body_start;
         let command = self.progress.command.expect("head is complete");
         if !command.allows_body() {
@@ -703,31 +731,26 @@ impl Decoder {
             }
         };
 
-        let head = buf.split_to(body_start).freeze();
-        let body = if nul > body_start {
-            buf.split_to(nul - body_start).freeze()
-        } else {
-            Bytes::new()
-        };
-        buf.advance(1);
-        self.consumed += (nul + 1) as u64;
+        Ok(Some(nul))
+    }
 
-        let headers = mem::take(&mut self.progress.headers);
-        let unescaped = if self.progress.unescaped.is_empty() {
-            Bytes::new()
-        } else {
-            Bytes::from(mem::take(&mut self.progress.unescaped))
+    /// Removes the frame ending with the NUL at `nul` from `buf` and resets for the next.
+    #[inline]
+    fn take_frame(&mut self, buf: &mut BytesMut, nul: usize) -> Frame {
+        let command = self.progress.command.expect("head is complete");
+        let body_start = self.progress.body_start;
+        // One handle for the whole frame: one reference count, whatever the caller does.
+        let data = buf.split_to(nul + 1).freeze();
+        self.consumed += (nul + 1) as u64;
+        let headers = match mem::take(&mut self.progress.fast) {
+            true => HeaderIndex::Inline(self.progress.inline),
+            false => HeaderIndex::new(
+                &mut self.progress.headers,
+                Bytes::from(mem::take(&mut self.progress.unescaped)),
+            ),
         };
-        let plain_lines = self.progress.plain_lines.take();
         self.progress.reset();
-        Ok(Some(Item::Frame(Frame::from_parts(
-            command,
-            head,
-            unescaped,
-            headers,
-            body,
-            plain_lines,
-        ))))
+        Frame::decoded(command, data, headers, body_start)
     }
 
     /// The error for a broken limit; `at` is where in the buffer it was broken (the frame's
@@ -745,6 +768,46 @@ impl Decoder {
     }
 }
 
+/// The fast path's look at a header line whose name is 14 bytes long: when it is the first
+/// `content-length`, records its value. `false` when that value is invalid or over the frame
+/// limit (the careful path reports it). Out of line: most 14-byte names are something else.
+#[inline(never)]
+fn fast_content_length(
+    buf: &[u8],
+    start: usize,
+    colon: usize,
+    lf: usize,
+    max_frame: usize,
+    content_length: &mut Option<usize>,
+) -> bool {
+    if content_length.is_some() || &buf[start..colon] != b"content-length" {
+        return true;
+    }
+    *content_length = line::content_length(&buf[colon + 1..lf])
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|n| n.checked_add(lf + 3).is_some_and(|f| f <= max_frame));
+    content_length.is_some()
+}
+
+/// The colon ending the name of the header line `start..lf` (`lf` is its line feed), or
+/// `usize::MAX` when the line has no colon or the name is empty. Lines starting at or before
+/// `probe_limit` have 16 bytes to look at in `buf`.
+#[inline(always)]
+fn first_colon(buf: &[u8], probe_limit: usize, start: usize, lf: usize) -> usize {
+    if start <= probe_limit {
+        // 32 when the 16 bytes hold no colon.
+        let name = scan::colons16(&buf[start..start + 16]).trailing_zeros() as usize;
+        // The common case: a name of 1 to 15 bytes, its colon before the line feed.
+        if name.wrapping_sub(1) < 15 && start + name < lf {
+            return start + name;
+        }
+    }
+    match memchr::memchr(b':', &buf[start..lf]) {
+        Some(name) if name > 0 => start + name,
+        _ => usize::MAX,
+    }
+}
+
 impl Progress {
     /// Back to the start of a frame, keeping the header storage's allocation if it spilled.
     #[inline]
@@ -757,7 +820,6 @@ impl Progress {
         self.line_colon = None;
         self.content_length = None;
         self.body_start = 0;
-        self.plain_lines = None;
     }
 }
 

@@ -2,8 +2,9 @@
 
 use std::fmt;
 use std::ops::Range;
+use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use smallvec::SmallVec;
 
 use crate::Command;
@@ -43,6 +44,12 @@ impl Span {
         }
     }
 
+    /// The range, when it lies in the head bytes.
+    #[inline]
+    fn in_head(self) -> Option<Range<usize>> {
+        (self.start & UNESCAPED == 0).then_some(self.start as usize..self.end as usize)
+    }
+
     #[inline]
     pub(crate) fn resolve<'a>(self, head: &'a [u8], unescaped: &'a [u8]) -> &'a [u8] {
         if self.start & UNESCAPED == 0 {
@@ -70,13 +77,164 @@ pub(crate) struct HeaderSpan {
 }
 
 /// Header spans, inline for the common case of up to eight headers.
-pub(crate) type HeaderSpans = SmallVec<[HeaderSpan; 8]>;
+pub(crate) type HeaderSpans = SmallVec<[HeaderSpan; INLINE_HEADERS]>;
+
+/// Headers a frame indexes without an allocation.
+pub(crate) const INLINE_HEADERS: usize = 8;
+
+/// The largest offset an inline span can hold: a frame whose header lines all lie in the
+/// first 64 KiB can use an inline index.
+pub(crate) const INLINE_MAX_OFFSET: usize = u16::MAX as usize;
+
+/// Up to [`INLINE_HEADERS`] headers as `[start, colon, end]` offsets into the frame's bytes:
+/// the name is `start..colon`, the value `colon + 1..end`. Small enough that a whole
+/// [`Frame`] moves in a few vector stores.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct InlineSpans {
+    spans: [[u16; 3]; INLINE_HEADERS],
+    len: u8,
+}
+
+impl InlineSpans {
+    pub(crate) const EMPTY: Self = Self {
+        spans: [[0; 3]; INLINE_HEADERS],
+        len: 0,
+    };
+
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// Sets the `index`-th span; `false` (and nothing changed) when `index` is out of room.
+    /// Offsets must be at most [`INLINE_MAX_OFFSET`]. Spans past [`len`](Self::len) only
+    /// count once [`set_len`](Self::set_len) says so.
+    #[inline(always)]
+    pub(crate) fn set(&mut self, index: usize, start: usize, colon: usize, end: usize) -> bool {
+        debug_assert!(start <= colon && colon < end && end <= INLINE_MAX_OFFSET);
+        let Some(slot) = self.spans.get_mut(index) else {
+            return false;
+        };
+        *slot = [start as u16, colon as u16, end as u16];
+        true
+    }
+
+    /// Sets how many spans count (at most [`INLINE_HEADERS`]).
+    #[inline]
+    pub(crate) fn set_len(&mut self, len: usize) {
+        debug_assert!(len <= INLINE_HEADERS);
+        self.len = len as u8;
+    }
+
+    /// Appends a header; `false` (and nothing changed) when full. Offsets must be at most
+    /// [`INLINE_MAX_OFFSET`].
+    #[inline]
+    fn push(&mut self, start: usize, colon: usize, end: usize) -> bool {
+        let pushed = self.set(self.len(), start, colon, end);
+        self.len += u8::from(pushed);
+        pushed
+    }
+
+    /// Converts spans of the frame's bytes (none of them in the side buffer).
+    fn from_spans(spans: &[HeaderSpan]) -> Option<Self> {
+        let mut inline = Self::EMPTY;
+        for span in spans {
+            let (name, value) = (span.name.in_head()?, span.value.in_head()?);
+            if value.end > INLINE_MAX_OFFSET || !inline.push(name.start, name.end, value.end) {
+                return None;
+            }
+        }
+        Some(inline)
+    }
+
+    #[inline]
+    fn get(&self, index: usize) -> Option<(Range<usize>, Range<usize>)> {
+        let [start, colon, end] = self.spans[..self.len()].get(index)?.map(usize::from);
+        Some((start..colon, colon + 1..end))
+    }
+}
+
+/// A frame's header index: inline for the common case, shared (cloning a frame stays cheap)
+/// for more headers, larger heads, or headers that had to be unescaped.
+#[derive(Clone, Debug)]
+pub(crate) enum HeaderIndex {
+    Inline(InlineSpans),
+    Shared(Arc<SharedIndex>),
+}
+
+/// Spans into the frame's bytes or (flagged) into `unescaped`.
+#[derive(Debug)]
+pub(crate) struct SharedIndex {
+    spans: HeaderSpans,
+    unescaped: Bytes,
+}
+
+impl HeaderIndex {
+    /// The index for `spans`, which point into the frame's bytes or into `unescaped`.
+    pub(crate) fn new(spans: &mut HeaderSpans, unescaped: Bytes) -> Self {
+        if unescaped.is_empty() {
+            if let Some(inline) = InlineSpans::from_spans(spans) {
+                spans.clear();
+                return Self::Inline(inline);
+            }
+        }
+        Self::Shared(Arc::new(SharedIndex {
+            spans: std::mem::take(spans),
+            unescaped,
+        }))
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        match self {
+            Self::Inline(inline) => inline.len(),
+            Self::Shared(shared) => shared.spans.len(),
+        }
+    }
+
+    /// The `index`-th header's name and value.
+    #[inline]
+    fn get<'a>(&'a self, data: &'a [u8], index: usize) -> Option<(&'a [u8], &'a [u8])> {
+        match self {
+            Self::Inline(inline) => {
+                let (name, value) = inline.get(index)?;
+                Some((&data[name], &data[value]))
+            }
+            Self::Shared(shared) => {
+                let span = shared.spans.get(index)?;
+                Some((
+                    span.name.resolve(data, &shared.unescaped),
+                    span.value.resolve(data, &shared.unescaped),
+                ))
+            }
+        }
+    }
+
+    /// Like [`get`](Self::get), as [`Bytes`] sharing the frame's memory.
+    fn get_bytes(&self, data: &Bytes, index: usize) -> Option<(Bytes, Bytes)> {
+        match self {
+            Self::Inline(inline) => {
+                let (name, value) = inline.get(index)?;
+                Some((data.slice(name), data.slice(value)))
+            }
+            Self::Shared(shared) => {
+                let span = shared.spans.get(index)?;
+                Some((
+                    span.name.resolve_bytes(data, &shared.unescaped),
+                    span.value.resolve_bytes(data, &shared.unescaped),
+                ))
+            }
+        }
+    }
+}
 
 /// A STOMP frame: a command, headers in wire order, and a body.
 ///
-/// A decoded frame borrows nothing and copies nothing: header names and values are slices of
-/// the bytes the decoder was given (a header is copied only when it had to be unescaped), and
-/// the body is a [`Bytes`] slice of the input buffer. Cloning is cheap (reference counts).
+/// A decoded frame borrows nothing and copies nothing: it holds one [`Bytes`] handle on the
+/// bytes the decoder was given, and its header names, values and body are slices of them (a
+/// header is copied only when it had to be unescaped). [`body`](Self::body) is a plain slice;
+/// [`body_bytes`](Self::body_bytes) and [`into_body`](Self::into_body) hand it out as
+/// [`Bytes`] without a copy. Cloning is cheap (reference counts).
 ///
 /// Repeated headers are all kept, in wire order; [`header`](Self::header) returns the first,
 /// as the spec requires.
@@ -94,26 +252,31 @@ pub(crate) type HeaderSpans = SmallVec<[HeaderSpan; 8]>;
 /// ```
 #[derive(Clone)]
 pub struct Frame {
-    command: Command,
-    head: Bytes,
-    unescaped: Bytes,
-    headers: HeaderSpans,
+    /// A decoded frame: its bytes as received, from the command through the closing NUL. A
+    /// built frame: its header lines (`name:value\n` each, unescaped).
+    data: Bytes,
+    /// A built frame's body. Empty for a decoded frame, whose body lies in `data`.
     body: Bytes,
-    /// Where `head` holds the header lines in wire form (`name:value\n` each) with no byte in
-    /// any name or value that needs escaping, so that any version can write them as they are.
-    plain_lines: Option<(u32, u32)>,
+    headers: HeaderIndex,
+    /// Where a decoded frame's body starts in `data` (never 0: a head is never empty); 0 for
+    /// a built frame.
+    body_start: u32,
+    command: Command,
+    /// `data` holds the header lines in wire form with no byte in any name or value that
+    /// needs escaping, so that any version can write them as they are (built frames only).
+    plain: bool,
 }
 
 impl Frame {
     /// A frame with no headers and no body.
     pub fn new(command: Command) -> Self {
         Self {
-            command,
-            head: Bytes::new(),
-            unescaped: Bytes::new(),
-            headers: HeaderSpans::new(),
+            data: Bytes::new(),
             body: Bytes::new(),
-            plain_lines: Some((0, 0)),
+            headers: HeaderIndex::Inline(InlineSpans::EMPTY),
+            body_start: 0,
+            command,
+            plain: true,
         }
     }
 
@@ -128,31 +291,37 @@ impl Frame {
         }
     }
 
-    /// Assembles a decoded frame. `headers` point into `head` or `unescaped`.
+    /// Assembles a decoded frame: `data` holds the whole frame as received, from the
+    /// command through the NUL, its body starting at `body_start` (which is at most
+    /// [`MAX_SPAN_OFFSET`]).
     #[inline]
-    pub(crate) fn from_parts(
+    pub(crate) fn decoded(
         command: Command,
-        head: Bytes,
-        unescaped: Bytes,
-        headers: HeaderSpans,
-        body: Bytes,
-        plain_lines: Option<Range<usize>>,
+        data: Bytes,
+        headers: HeaderIndex,
+        body_start: usize,
     ) -> Self {
+        debug_assert!(body_start > 0 && body_start < data.len());
         Self {
-            command,
-            head,
-            unescaped,
+            data,
+            body: Bytes::new(),
             headers,
-            body,
-            plain_lines: plain_lines.map(|r| (r.start as u32, r.end as u32)),
+            body_start: body_start as u32,
+            command,
+            plain: false,
         }
     }
 
     /// The header lines in wire form, when they can be written as they are in any version.
     #[inline]
     pub(crate) fn plain_lines(&self) -> Option<&[u8]> {
-        self.plain_lines
-            .map(|(start, end)| &self.head[start as usize..end as usize])
+        self.plain.then_some(&self.data[..])
+    }
+
+    /// Where a decoded frame's body lies in `data`.
+    #[inline]
+    fn body_range(&self) -> Option<Range<usize>> {
+        (self.body_start > 0).then(|| self.body_start as usize..self.data.len() - 1)
     }
 
     /// The frame's command.
@@ -178,28 +347,44 @@ impl Frame {
     pub fn headers(&self) -> Headers<'_> {
         Headers {
             frame: self,
-            inner: self.headers.iter(),
+            next: 0,
+            end: self.headers.len(),
         }
     }
 
     /// The `index`-th header as [`Bytes`] slices sharing the frame's memory (no copy).
     pub fn header_bytes(&self, index: usize) -> Option<(Bytes, Bytes)> {
-        let span = self.headers.get(index)?;
-        Some((
-            span.name.resolve_bytes(&self.head, &self.unescaped),
-            span.value.resolve_bytes(&self.head, &self.unescaped),
-        ))
+        self.headers.get_bytes(&self.data, index)
     }
 
     /// The body (empty when the frame has none).
     #[inline]
-    pub fn body(&self) -> &Bytes {
-        &self.body
+    pub fn body(&self) -> &[u8] {
+        match self.body_range() {
+            Some(range) => &self.data[range],
+            None => &self.body,
+        }
     }
 
-    /// Takes the body out of the frame.
+    /// The body as [`Bytes`] sharing the frame's memory (no copy; one reference count).
+    pub fn body_bytes(&self) -> Bytes {
+        match self.body_range() {
+            Some(range) => self.data.slice(range),
+            None => self.body.clone(),
+        }
+    }
+
+    /// Takes the body out of the frame, without a copy.
     pub fn into_body(self) -> Bytes {
-        self.body
+        match self.body_range() {
+            Some(range) => {
+                let mut body = self.data;
+                body.truncate(range.end);
+                body.advance(range.start);
+                body
+            }
+            None => self.body,
+        }
     }
 
     /// A builder holding a copy of this frame's headers and its body, to change them.
@@ -208,15 +393,15 @@ impl Frame {
         for (name, value) in self.headers() {
             builder = builder.header(name, value);
         }
-        builder.body(self.body.clone())
+        builder.body(self.body_bytes())
     }
 }
 
 impl PartialEq for Frame {
     fn eq(&self, other: &Self) -> bool {
         self.command == other.command
-            && self.body == other.body
-            && self.headers.len() == other.headers.len()
+            && self.body() == other.body()
+            && self.headers().len() == other.headers().len()
             && self.headers().eq(other.headers())
     }
 }
@@ -262,7 +447,7 @@ impl fmt::Debug for Frame {
         f.debug_struct("Frame")
             .field("command", &self.command)
             .field("headers", &HeaderList(self))
-            .field("body_len", &self.body.len())
+            .field("body_len", &self.body().len())
             .finish()
     }
 }
@@ -271,13 +456,14 @@ impl fmt::Debug for Frame {
 #[derive(Clone)]
 pub struct Headers<'a> {
     frame: &'a Frame,
-    inner: std::slice::Iter<'a, HeaderSpan>,
+    next: usize,
+    end: usize,
 }
 
 impl fmt::Debug for Headers<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Headers")
-            .field("remaining", &self.inner.len())
+            .field("remaining", &(self.end - self.next))
             .finish()
     }
 }
@@ -287,16 +473,17 @@ impl<'a> Iterator for Headers<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        let span = self.inner.next()?;
-        let (head, unescaped) = (&self.frame.head[..], &self.frame.unescaped[..]);
-        Some((
-            span.name.resolve(head, unescaped),
-            span.value.resolve(head, unescaped),
-        ))
+        if self.next == self.end {
+            return None;
+        }
+        self.next += 1;
+        self.frame.headers.get(&self.frame.data, self.next - 1)
     }
 
+    #[inline]
     fn size_hint(&self) -> (usize, Option<usize>) {
-        self.inner.size_hint()
+        let n = self.end - self.next;
+        (n, Some(n))
     }
 }
 
@@ -304,12 +491,11 @@ impl ExactSizeIterator for Headers<'_> {}
 
 impl DoubleEndedIterator for Headers<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
-        let span = self.inner.next_back()?;
-        let (head, unescaped) = (&self.frame.head[..], &self.frame.unescaped[..]);
-        Some((
-            span.name.resolve(head, unescaped),
-            span.value.resolve(head, unescaped),
-        ))
+        if self.next == self.end {
+            return None;
+        }
+        self.end -= 1;
+        self.frame.headers.get(&self.frame.data, self.end)
     }
 }
 
@@ -380,15 +566,15 @@ impl FrameBuilder {
     }
 
     /// Finishes the frame.
-    pub fn build(self) -> Frame {
-        let len = self.store.len() as u32;
+    pub fn build(mut self) -> Frame {
+        let headers = HeaderIndex::new(&mut self.headers, Bytes::new());
         Frame {
-            command: self.command,
-            head: Bytes::from(self.store),
-            unescaped: Bytes::new(),
-            headers: self.headers,
+            data: Bytes::from(self.store),
             body: self.body,
-            plain_lines: self.plain.then_some((0, len)),
+            headers,
+            body_start: 0,
+            command: self.command,
+            plain: self.plain,
         }
     }
 }

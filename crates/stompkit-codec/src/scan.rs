@@ -5,7 +5,7 @@
 //! bytes. `wide` compiles this to SSE2 compares and `pmovmskb` on x86-64, with a portable
 //! fallback elsewhere, and keeps this crate free of `unsafe`.
 
-use wide::{CmpEq, i8x16};
+use wide::{CmpEq, i8x16, u8x16};
 
 /// Bytes covered by one [`Masks`].
 pub(crate) const BLOCK: usize = 64;
@@ -19,56 +19,68 @@ pub(crate) struct Masks {
     pub(crate) cr: u64,
 }
 
-/// The masks the fast path needs: LF, colon, and any CR or backslash (`dirty`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct PlainMasks {
-    pub(crate) lf: u64,
-    pub(crate) colon: u64,
-    pub(crate) dirty: u64,
-}
-
-/// Like [`block`], folding CR and backslash into one mask (one `pmovmskb` fewer per 16 bytes).
+/// Applies `scan` to the first [`BLOCK`] bytes of `bytes`, padded with `pad` (a byte `scan`
+/// does not look for) when fewer remain; returns its result and how many bytes it covers.
 #[inline(always)]
-pub(crate) fn plain_block(bytes: &[u8]) -> (PlainMasks, usize) {
-    over_block(bytes, plain_masks)
-}
-
-/// Applies `scan` to the first [`BLOCK`] bytes of `bytes`, zero-padded when fewer remain
-/// (zero is none of the special bytes); returns its result and how many bytes it covers.
-#[inline(always)]
-fn over_block<T>(bytes: &[u8], scan: impl Fn(&[u8; BLOCK]) -> T) -> (T, usize) {
+fn over_block<T>(bytes: &[u8], pad: u8, scan: impl Fn(&[u8; BLOCK]) -> T) -> (T, usize) {
     match bytes.first_chunk::<BLOCK>() {
         Some(full) => (scan(full), BLOCK),
         None => {
-            let mut padded = [0u8; BLOCK];
+            let mut padded = [pad; BLOCK];
             padded[..bytes.len()].copy_from_slice(bytes);
             (scan(&padded), bytes.len())
         }
     }
 }
 
+/// For the fast path: the positions of every byte that can end a plain header line or
+/// make it not plain, in one mask: control bytes up to CR (`\t`, `\n`, `\r`, NUL, ...) and
+/// backslashes. The fast path reads a set bit as a line end only where the byte is a line
+/// feed, and leaves the frame to the careful path otherwise.
 #[inline(always)]
-fn plain_masks(block: &[u8; BLOCK]) -> PlainMasks {
-    let lf = i8x16::splat(b'\n' as i8);
-    let colon = i8x16::splat(b':' as i8);
-    let backslash = i8x16::splat(b'\\' as i8);
-    let cr = i8x16::splat(b'\r' as i8);
-    let mut out = PlainMasks::default();
+pub(crate) fn line_ends(bytes: &[u8]) -> (u64, usize) {
+    over_block(bytes, b' ', line_end_bits)
+}
+
+#[inline(always)]
+fn line_end_bits(block: &[u8; BLOCK]) -> u64 {
+    let cr = u8x16::splat(b'\r');
+    let backslash = u8x16::splat(b'\\');
+    let mut out = 0u64;
     for k in 0..BLOCK / 16 {
-        let v = load(&block[k * 16..k * 16 + 16]);
-        let shift = k * 16;
-        out.lf |= bits(v.cmp_eq(lf)) << shift;
-        out.colon |= bits(v.cmp_eq(colon)) << shift;
-        out.dirty |= bits(v.cmp_eq(backslash) | v.cmp_eq(cr)) << shift;
+        let bytes: [u8; 16] = block[k * 16..k * 16 + 16]
+            .try_into()
+            .expect("16-byte chunk");
+        let v = u8x16::from(bytes);
+        // `min(v, CR) == v` is `v <= CR`, one compare for every control byte up to CR.
+        let special = v.min(cr).cmp_eq(v) | v.cmp_eq(backslash);
+        out |= u64::from(special.move_mask() as u16) << (k * 16);
     }
     out
+}
+
+/// Positions of the line feeds among the 16 bytes of `chunk` (bit `i` for byte `i`).
+#[inline(always)]
+pub(crate) fn line_feeds16(chunk: &[u8; 16]) -> u32 {
+    bits16(load(chunk).cmp_eq(i8x16::splat(b'\n' as i8)))
+}
+
+/// Positions of the colons among the first 16 bytes of `chunk` (bit `i` for byte `i`).
+#[inline(always)]
+pub(crate) fn colons16(chunk: &[u8]) -> u32 {
+    bits16(load(chunk).cmp_eq(i8x16::splat(b':' as i8)))
+}
+
+#[inline(always)]
+fn bits16(eq: i8x16) -> u32 {
+    u32::from(eq.move_mask() as u16)
 }
 
 /// Scans up to [`BLOCK`] bytes from the start of `bytes`; returns the masks and how many
 /// bytes they cover.
 #[inline]
 pub(crate) fn block(bytes: &[u8]) -> (Masks, usize) {
-    over_block(bytes, masks)
+    over_block(bytes, 0, masks)
 }
 
 #[inline]
@@ -164,15 +176,27 @@ mod tests {
     }
 
     #[test]
-    fn plain_masks_fold_cr_and_backslash() {
-        let text = b"a:b\\c\rd\ne:::\\\r\n".repeat(9);
+    fn line_ends_mark_control_bytes_up_to_cr_and_backslashes() {
+        let text: Vec<u8> = b"a:b\\c\rd\ne:::\\\r\n\t\0\x0e\x1f ~\xff\x8d\x0d"
+            .iter()
+            .copied()
+            .cycle()
+            .take(200)
+            .collect();
         for start in 0..text.len() {
-            let (m, n) = block(&text[start..]);
-            let (p, pn) = plain_block(&text[start..]);
-            assert_eq!(
-                (p.lf, p.colon, p.dirty, pn),
-                (m.lf, m.colon, m.cr | m.backslash, n)
-            );
+            let rest = &text[start..];
+            let expected = rest
+                .iter()
+                .take(64)
+                .enumerate()
+                .filter(|(_, b)| **b <= b'\r' || **b == b'\\')
+                .fold(0u64, |m, (i, _)| m | 1 << i);
+            assert_eq!(line_ends(rest), (expected, rest.len().min(64)));
+            if let Some(chunk) = rest.first_chunk::<16>() {
+                let (m, _) = block(rest);
+                assert_eq!(u64::from(line_feeds16(chunk)), m.lf & 0xFFFF);
+                assert_eq!(u64::from(colons16(chunk)), m.colon & 0xFFFF);
+            }
         }
     }
 

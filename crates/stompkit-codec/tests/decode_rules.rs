@@ -31,7 +31,7 @@ fn spec_example_send_with_body_decodes() {
     );
     assert_eq!(f.command(), Command::Send);
     assert_eq!(f.header("destination"), Some(&b"/queue/a"[..]));
-    assert_eq!(&f.body()[..], b"hello queue a\n");
+    assert_eq!(f.body(), b"hello queue a\n");
 }
 
 #[test]
@@ -199,7 +199,7 @@ fn a_header_without_colon_or_name_is_refused() {
 #[test]
 fn content_length_is_read_exactly_and_allows_nuls_in_the_body() {
     let f = frame(V12, b"MESSAGE\ncontent-length:5\n\na\0b\0c\0");
-    assert_eq!(&f.body()[..], b"a\0b\0c");
+    assert_eq!(f.body(), b"a\0b\0c");
 }
 
 #[test]
@@ -244,7 +244,7 @@ fn invalid_negative_or_overflowing_content_length_is_refused() {
 #[test]
 fn the_first_content_length_wins() {
     let f = frame(V12, b"MESSAGE\ncontent-length:1\ncontent-length:5\n\nx\0");
-    assert_eq!(&f.body()[..], b"x");
+    assert_eq!(f.body(), b"x");
 }
 
 #[test]
@@ -274,7 +274,7 @@ fn only_send_message_and_error_may_have_a_body() {
             ..
         }
     ));
-    assert_eq!(frame(V12, b"ERROR\n\nboom\0").body().as_ref(), b"boom");
+    assert_eq!(frame(V12, b"ERROR\n\nboom\0").body(), b"boom");
 }
 
 #[test]
@@ -284,7 +284,7 @@ fn real_rabbitmq_stream_with_trailing_eols_decodes() {
     assert_eq!(all.len(), 2);
     assert_eq!(all[0].header("receipt-id"), Some(&b"r-commit"[..]));
     assert_eq!(all[1].header("transaction"), Some(&b"tx2"[..]));
-    assert_eq!(&all[1].body()[..], b"committed");
+    assert_eq!(all[1].body(), b"committed");
 }
 
 #[test]

@@ -342,7 +342,7 @@ proptest! {
         let [Item::Frame(decoded)] = &items[..] else {
             return Err(TestCaseError::fail(format!("{items:?}")));
         };
-        prop_assert_eq!(&decoded.body()[..], &body[..]);
+        prop_assert_eq!(decoded.body(), &body[..]);
         let needs_length = !body.is_empty() && (always || body.contains(&0));
         let expected_length = body.len().to_string();
         prop_assert_eq!(

@@ -27,7 +27,7 @@ fn an_error_frame_ends_the_connection_fails_pending_receipts_and_reports_the_mes
         .events
         .iter()
         .find_map(|e| match e {
-            Event::ServerError { message, frame } => Some((message.clone(), frame.body().clone())),
+            Event::ServerError { message, frame } => Some((message.clone(), frame.body_bytes())),
             _ => None,
         })
         .unwrap();

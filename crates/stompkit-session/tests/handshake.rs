@@ -159,7 +159,7 @@ fn bad_credentials_error_during_handshake_stops_retrying() {
     session.handle_input(now, &server_bytes(&steps, &[])[0]);
     let events: Vec<Event> = std::iter::from_fn(|| session.poll_event()).collect();
     let error = events.iter().find_map(|e| match e {
-        Event::ServerError { message, frame } => Some((message.clone(), frame.body().clone())),
+        Event::ServerError { message, frame } => Some((message.clone(), frame.body_bytes())),
         _ => None,
     });
     let (message, body) = error.expect("ServerError");

@@ -150,7 +150,7 @@ fn an_error_naming_a_receipt_fails_that_receipt_and_ends_the_connection() {
         .frames_on(2)
         .into_iter()
         .filter(|f| f.command() == Command::Send)
-        .map(|f| f.body().clone())
+        .map(|f| f.body_bytes())
         .collect();
     assert_eq!(resent, [&b"ok"[..]]);
     assert_eq!(

@@ -461,7 +461,7 @@ impl FakeBroker {
                 )
             })
             .collect();
-        let stored = self.store(&destination, frame.body().clone(), headers);
+        let stored = self.store(&destination, frame.body_bytes(), headers);
         self.queues
             .entry(destination)
             .or_default()
