@@ -364,18 +364,20 @@ impl Decoder {
         let Some(first) = buf.first_chunk::<16>() else {
             return false;
         };
-        let lfs = scan::line_feeds16(first);
-        let at = lfs.trailing_zeros() as usize;
-        if lfs == 0 || at >= visible {
+        // What a broker sends most, checked as one 8-byte word.
+        let (command, at) = if first[..8] == *b"MESSAGE\n" {
+            (Command::Message, 7)
+        } else {
+            // 32 when there is no line feed; a 16-byte head is past any limit check anyway.
+            let at = scan::line_feeds16(first).trailing_zeros() as usize;
+            match buf.get(..at).and_then(Command::from_bytes) {
+                Some(command) => (command, at),
+                None => return false,
+            }
+        };
+        if at >= visible {
             return false;
         }
-        let command = match &buf[..at] {
-            b"MESSAGE" => Command::Message,
-            other => match Command::from_bytes(other) {
-                Some(command) => command,
-                None => return false,
-            },
-        };
         let max_line = self.limits.max_header_line_bytes;
         let max_headers = self.limits.max_headers.min(INLINE_HEADERS);
         let max_frame = self.limits.max_frame_bytes;
@@ -414,9 +416,21 @@ impl Decoder {
                     self.progress.scan = at + 1;
                     return true;
                 }
-                let colon = first_colon(buf, probe_limit, line_start, at);
-                if colon == usize::MAX || !spans.set(count, line_start, colon, at) {
-                    return false; // no colon, or more headers than an inline index holds
+                // The colon: one 16-byte compare finds it for a name of 1 to 15 bytes.
+                let name = if line_start <= probe_limit {
+                    scan::colons16(&buf[line_start..line_start + 16]).trailing_zeros() as usize
+                } else {
+                    0
+                };
+                let mut colon = line_start + name;
+                if name.wrapping_sub(1) >= 15 || colon >= at {
+                    match first_colon(buf, line_start, at) {
+                        Some(found) => colon = found,
+                        None => return false,
+                    }
+                }
+                if !spans.set(count, line_start, colon, at) {
+                    return false; // more headers than an inline index holds
                 }
                 count += 1;
                 if colon - line_start == 14
@@ -789,22 +803,15 @@ fn fast_content_length(
     content_length.is_some()
 }
 
-/// The colon ending the name of the header line `start..lf` (`lf` is its line feed), or
-/// `usize::MAX` when the line has no colon or the name is empty. Lines starting at or before
-/// `probe_limit` have 16 bytes to look at in `buf`.
-#[inline(always)]
-fn first_colon(buf: &[u8], probe_limit: usize, start: usize, lf: usize) -> usize {
-    if start <= probe_limit {
-        // 32 when the 16 bytes hold no colon.
-        let name = scan::colons16(&buf[start..start + 16]).trailing_zeros() as usize;
-        // The common case: a name of 1 to 15 bytes, its colon before the line feed.
-        if name.wrapping_sub(1) < 15 && start + name < lf {
-            return start + name;
-        }
-    }
+/// The colon ending the name of the header line `start..lf` (`lf` is its line feed), if
+/// the line has a colon and the name is not empty. The fast path's way for long names and
+/// lines at the very end of the buffer.
+#[cold]
+#[inline(never)]
+fn first_colon(buf: &[u8], start: usize, lf: usize) -> Option<usize> {
     match memchr::memchr(b':', &buf[start..lf]) {
-        Some(name) if name > 0 => start + name,
-        _ => usize::MAX,
+        Some(name) if name > 0 => Some(start + name),
+        _ => None,
     }
 }
 

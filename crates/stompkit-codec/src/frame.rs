@@ -135,6 +135,12 @@ impl InlineSpans {
         pushed
     }
 
+    /// The spans in use.
+    #[inline]
+    fn spans(&self) -> &[[u16; 3]] {
+        &self.spans[..self.len()]
+    }
+
     /// Converts spans of the frame's bytes (none of them in the side buffer).
     fn from_spans(spans: &[HeaderSpan]) -> Option<Self> {
         let mut inline = Self::EMPTY;
@@ -184,33 +190,7 @@ impl HeaderIndex {
         }))
     }
 
-    #[inline]
-    fn len(&self) -> usize {
-        match self {
-            Self::Inline(inline) => inline.len(),
-            Self::Shared(shared) => shared.spans.len(),
-        }
-    }
-
-    /// The `index`-th header's name and value.
-    #[inline]
-    fn get<'a>(&'a self, data: &'a [u8], index: usize) -> Option<(&'a [u8], &'a [u8])> {
-        match self {
-            Self::Inline(inline) => {
-                let (name, value) = inline.get(index)?;
-                Some((&data[name], &data[value]))
-            }
-            Self::Shared(shared) => {
-                let span = shared.spans.get(index)?;
-                Some((
-                    span.name.resolve(data, &shared.unescaped),
-                    span.value.resolve(data, &shared.unescaped),
-                ))
-            }
-        }
-    }
-
-    /// Like [`get`](Self::get), as [`Bytes`] sharing the frame's memory.
+    /// The `index`-th header's name and value as [`Bytes`] sharing the frame's memory.
     fn get_bytes(&self, data: &Bytes, index: usize) -> Option<(Bytes, Bytes)> {
         match self {
             Self::Inline(inline) => {
@@ -344,11 +324,17 @@ impl Frame {
     }
 
     /// All headers in wire order, repeats included, as `(name, value)` byte slices.
+    #[inline]
     pub fn headers(&self) -> Headers<'_> {
         Headers {
-            frame: self,
-            next: 0,
-            end: self.headers.len(),
+            data: &self.data,
+            spans: match &self.headers {
+                HeaderIndex::Inline(inline) => SpanIter::Inline(inline.spans().iter()),
+                HeaderIndex::Shared(shared) => SpanIter::Shared {
+                    spans: shared.spans.iter(),
+                    unescaped: &shared.unescaped,
+                },
+            },
         }
     }
 
@@ -455,15 +441,40 @@ impl fmt::Debug for Frame {
 /// Iterator over a frame's headers, in wire order. See [`Frame::headers`].
 #[derive(Clone)]
 pub struct Headers<'a> {
-    frame: &'a Frame,
-    next: usize,
-    end: usize,
+    data: &'a [u8],
+    spans: SpanIter<'a>,
+}
+
+/// The spans of either kind of index, walked without a lookup per header.
+#[derive(Clone)]
+enum SpanIter<'a> {
+    Inline(std::slice::Iter<'a, [u16; 3]>),
+    Shared {
+        spans: std::slice::Iter<'a, HeaderSpan>,
+        unescaped: &'a [u8],
+    },
+}
+
+impl<'a> Headers<'a> {
+    #[inline]
+    fn resolve_inline(&self, span: [u16; 3]) -> (&'a [u8], &'a [u8]) {
+        let [start, colon, end] = span.map(usize::from);
+        (&self.data[start..colon], &self.data[colon + 1..end])
+    }
+
+    #[inline]
+    fn resolve_shared(&self, span: &HeaderSpan, unescaped: &'a [u8]) -> (&'a [u8], &'a [u8]) {
+        (
+            span.name.resolve(self.data, unescaped),
+            span.value.resolve(self.data, unescaped),
+        )
+    }
 }
 
 impl fmt::Debug for Headers<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Headers")
-            .field("remaining", &(self.end - self.next))
+            .field("remaining", &self.len())
             .finish()
     }
 }
@@ -473,17 +484,39 @@ impl<'a> Iterator for Headers<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        if self.next == self.end {
-            return None;
+        match &mut self.spans {
+            SpanIter::Inline(spans) => {
+                let span = *spans.next()?;
+                Some(self.resolve_inline(span))
+            }
+            SpanIter::Shared { spans, unescaped } => {
+                let (span, unescaped) = (spans.next()?, *unescaped);
+                Some(self.resolve_shared(span, unescaped))
+            }
         }
-        self.next += 1;
-        self.frame.headers.get(&self.frame.data, self.next - 1)
     }
 
     #[inline]
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = self.end - self.next;
+        let n = match &self.spans {
+            SpanIter::Inline(spans) => spans.len(),
+            SpanIter::Shared { spans, .. } => spans.len(),
+        };
         (n, Some(n))
+    }
+
+    #[inline]
+    fn nth(&mut self, n: usize) -> Option<Self::Item> {
+        match &mut self.spans {
+            SpanIter::Inline(spans) => {
+                let span = *spans.nth(n)?;
+                Some(self.resolve_inline(span))
+            }
+            SpanIter::Shared { spans, unescaped } => {
+                let (span, unescaped) = (spans.nth(n)?, *unescaped);
+                Some(self.resolve_shared(span, unescaped))
+            }
+        }
     }
 }
 
@@ -491,11 +524,16 @@ impl ExactSizeIterator for Headers<'_> {}
 
 impl DoubleEndedIterator for Headers<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
-        if self.next == self.end {
-            return None;
+        match &mut self.spans {
+            SpanIter::Inline(spans) => {
+                let span = *spans.next_back()?;
+                Some(self.resolve_inline(span))
+            }
+            SpanIter::Shared { spans, unescaped } => {
+                let (span, unescaped) = (spans.next_back()?, *unescaped);
+                Some(self.resolve_shared(span, unescaped))
+            }
         }
-        self.end -= 1;
-        self.frame.headers.get(&self.frame.data, self.end)
     }
 }
 
