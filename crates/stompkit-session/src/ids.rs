@@ -124,8 +124,9 @@ pub struct MessageHandle {
     pub(crate) delivery: DeliveryId,
     pub(crate) subscription: SubscriptionId,
     pub(crate) connection: u64,
-    pub(crate) ack: Option<Bytes>,
-    pub(crate) message_id: Option<Bytes>,
+    /// The id the `ACK`/`NACK` carries (see [`ack_id`](Self::ack_id)); `None` for `ack:auto`
+    /// subscriptions, whose messages are never acknowledged, and when the broker sent none.
+    pub(crate) ack_id: Option<Bytes>,
 }
 
 impl MessageHandle {
@@ -139,14 +140,14 @@ impl MessageHandle {
         self.subscription
     }
 
-    /// The message's `ack` header (unescaped), if it had one.
-    pub fn ack_header(&self) -> Option<&[u8]> {
-        self.ack.as_deref()
-    }
-
-    /// The message's `message-id` header (unescaped), if it had one.
-    pub fn message_id(&self) -> Option<&[u8]> {
-        self.message_id.as_deref()
+    /// The id an `ACK` or `NACK` of this message carries (unescaped): the message's `ack`
+    /// header on STOMP 1.2 (its `message-id` if the broker sent no `ack`), its `message-id`
+    /// on 1.0 and 1.1. `None` on an `ack:auto` subscription (there is nothing to
+    /// acknowledge) or when the broker sent no such header.
+    ///
+    /// It shares the received frame's memory (no copy). The frame itself has every header.
+    pub fn ack_id(&self) -> Option<&[u8]> {
+        self.ack_id.as_deref()
     }
 }
 

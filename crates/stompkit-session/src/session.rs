@@ -1037,12 +1037,9 @@ impl Session {
             self.events.push_back(Event::StrayMessage { frame });
             return;
         };
-        let value = |i: Option<usize>| i.and_then(|i| frame.header_bytes(i)).map(|(_, v)| v);
-        let message_id = value(message_id);
-        let ack = value(ack);
         let seen = message_id
-            .as_ref()
-            .is_some_and(|m| self.duplicates.check_and_insert(m));
+            .and_then(|i| frame.headers().nth(i))
+            .is_some_and(|(_, m)| self.duplicates.check_and_insert(m));
         let possibly_duplicate = redelivered || seen;
         if possibly_duplicate {
             self.stats.possible_duplicates += 1;
@@ -1050,15 +1047,22 @@ impl Session {
         let delivery = DeliveryId(self.next_delivery);
         self.next_delivery += 1;
         let sub = self.subscriptions.get_mut(&id).expect("looked up above");
-        if sub.request.ack != AckMode::Auto {
+        // Only a message that will be acknowledged keeps the id its ACK carries.
+        let ack_id = if sub.request.ack == AckMode::Auto {
+            None
+        } else {
             sub.pending.push_back(delivery);
-        }
+            let header = match self.link.as_ref().map(|l| l.version) {
+                Some(Version::V1_2) | None => ack.or(message_id),
+                Some(Version::V1_0 | Version::V1_1) => message_id,
+            };
+            header.and_then(|i| frame.header_bytes(i)).map(|(_, v)| v)
+        };
         let handle = MessageHandle {
             delivery,
             subscription: id,
             connection: self.connection,
-            ack,
-            message_id,
+            ack_id,
         };
         self.events.push_back(Event::Message {
             subscription: id,
@@ -1419,30 +1423,13 @@ impl Session {
 
         let command = if nack { Command::Nack } else { Command::Ack };
         let mut b = Frame::builder(command);
+        let id = handle.ack_id.as_ref().ok_or(CommandError::MissingAckId)?;
         b = match version {
-            Version::V1_2 => {
-                let id = handle
-                    .ack
-                    .as_ref()
-                    .or(handle.message_id.as_ref())
-                    .ok_or(CommandError::MissingAckId)?;
-                b.header("id", id)
-            }
-            Version::V1_1 => {
-                let id = handle
-                    .message_id
-                    .as_ref()
-                    .ok_or(CommandError::MissingAckId)?;
-                b.header("message-id", id)
-                    .header("subscription", handle.subscription.to_string())
-            }
-            Version::V1_0 => {
-                let id = handle
-                    .message_id
-                    .as_ref()
-                    .ok_or(CommandError::MissingAckId)?;
-                b.header("message-id", id)
-            }
+            Version::V1_2 => b.header("id", id),
+            Version::V1_1 => b
+                .header("message-id", id)
+                .header("subscription", handle.subscription.to_string()),
+            Version::V1_0 => b.header("message-id", id),
         };
         if let Some(tx) = options.transaction {
             b = b.header("transaction", tx.to_string());

@@ -101,6 +101,8 @@ pub struct Stats {
     /// Tracked destinations, in the order first seen; `index` finds them by their bytes.
     destinations: Vec<(String, DestinationStats)>,
     index: HashMap<Box<[u8]>, usize, BuildHasherDefault<WordHash>>,
+    /// The destination found last: messages mostly come in runs from one destination.
+    last: usize,
     max_destinations: usize,
 }
 
@@ -129,10 +131,19 @@ impl Stats {
         self.destinations.iter().map(|(d, s)| (d.as_str(), s))
     }
 
-    /// The counts for `destination`: one hash lookup when it is tracked already (the hot
-    /// path). A new destination is checked for UTF-8 once; one that is not, or one past
-    /// the tracking limit, counts under `other_destinations`.
+    /// The counts for `destination`: one comparison when it is the destination found last,
+    /// one hash lookup when it is tracked already. A new destination is checked for UTF-8
+    /// once; one that is not, or one past the tracking limit, counts under
+    /// `other_destinations`.
     pub(crate) fn destination_mut(&mut self, destination: &[u8]) -> &mut DestinationStats {
+        let last = self.last;
+        if self
+            .destinations
+            .get(last)
+            .is_some_and(|(name, _)| name.as_bytes() == destination)
+        {
+            return &mut self.destinations[last].1;
+        }
         let i = match self.index.get(destination) {
             Some(&i) => i,
             None => {
@@ -149,6 +160,7 @@ impl Stats {
                 i
             }
         };
+        self.last = i;
         &mut self.destinations[i].1
     }
 }

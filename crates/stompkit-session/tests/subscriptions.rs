@@ -128,7 +128,7 @@ fn ack_1_2_uses_the_ack_header_unescaped_from_activemq() {
         })
         .unwrap();
     assert_eq!(
-        handle.ack_header(),
+        handle.ack_id(),
         Some(&b"ID:broker-host-1795301228868-4:52"[..])
     );
     session.ack(now, &handle).unwrap();
