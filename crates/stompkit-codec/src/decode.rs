@@ -354,8 +354,10 @@ impl Decoder {
     /// It runs at most once per frame (only while nothing of the frame has been scanned), so a
     /// bail costs one pass.
     ///
-    /// Line feeds come from a vectorised pass over 64-byte blocks; each line's first colon
-    /// from one 16-byte compare at the line's start (header names are short).
+    /// Line ends come from one vectorised mask per 64-byte block (which also marks every byte
+    /// that makes a head not plain); each line's colon from one 16-byte compare at the line's
+    /// start (header names are short). Headers go into the decoder's inline index, so a head
+    /// with more than eight of them, or longer than 64 KiB, is the careful path's.
     #[inline]
     fn fast_head(&mut self, buf: &[u8]) -> bool {
         // Only heads an inline index can address: the rest take the careful path.
