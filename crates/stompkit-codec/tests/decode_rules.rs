@@ -314,3 +314,39 @@ fn decoded_values_share_the_input_buffer() {
     assert_eq!((&name[..], &value[..]), (&b"destination"[..], &b"/q"[..]));
     assert!(f.header_bytes(1).is_none());
 }
+
+#[test]
+fn the_body_reads_the_same_through_every_accessor_and_shares_the_input() {
+    // Decoded frames keep head and body in one buffer; built frames keep the body given.
+    let decoded = [
+        frame(V12, b"MESSAGE\ncontent-length:5\n\na\0b\0c\0\n"),
+        frame(V12, b"SEND\ndestination:/q\n\nhello\0"),
+        frame(V12, b"RECEIPT\nreceipt-id:1\n\n\0"),
+        frame(V12, b"MESSAGE\nid:a\\cb\n\nescaped head\0"),
+    ];
+    let expected: [&[u8]; 4] = [b"a\0b\0c", b"hello", b"", b"escaped head"];
+    for (f, want) in decoded.iter().zip(expected) {
+        assert_eq!(f.body(), want);
+        assert_eq!(f.body_bytes(), want);
+        assert_eq!(f.clone().into_body(), want);
+        assert_eq!(f.to_builder().build().body(), want);
+    }
+    let shared = bytes::Bytes::from_static(b"payload");
+    let built = stompkit_codec::Frame::builder(Command::Send)
+        .header("destination", "/q")
+        .body(shared.clone())
+        .build();
+    assert_eq!(built.body(), b"payload");
+    assert_eq!(built.body_bytes().as_ptr(), shared.as_ptr()); // not copied
+    assert_eq!(built.into_body().as_ptr(), shared.as_ptr());
+    // A decoded body is a slice of the buffer the decoder was given.
+    let wire = bytes::Bytes::from_static(b"SEND\ndestination:/q\n\nhello\0");
+    let mut buf = bytes::BytesMut::from(&wire[..]);
+    let start = buf.as_ptr() as usize;
+    let mut decoder = stompkit_codec::Decoder::new(V12);
+    let Some(Item::Frame(f)) = decoder.decode(&mut buf).unwrap() else {
+        panic!("no frame")
+    };
+    assert_eq!(f.body().as_ptr() as usize, start + wire.len() - 6);
+    assert_eq!(f.into_body().as_ptr() as usize, start + wire.len() - 6);
+}
