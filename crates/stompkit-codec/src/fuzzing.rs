@@ -9,7 +9,7 @@
 //! |--------------|--------------------------|------------------------------------------------|
 //! | `decode`     | [`check_stream`]         | a raw byte stream                              |
 //! | `decode_split` | [`check_split_input`]  | a split plan, then a raw byte stream ([`split_plan`]) |
-//! | `round_trip` | [`check_frame_input`]    | a frame description ([`FrameInput::parse`])    |
+//! | `round_trip` | [`check_frame`]          | a [`FrameInput`], built through `arbitrary`   |
 
 use bytes::{Bytes, BytesMut};
 
@@ -236,7 +236,8 @@ pub fn check_split_input(data: &[u8]) {
     check_decode(stream, &chunks);
 }
 
-/// A frame to encode, as the `round_trip` target reads it from bytes (see [`Self::parse`]).
+/// A frame to encode: the `round_trip` target's structured input, built from the fuzzer's
+/// bytes through [`arbitrary::Arbitrary`] (see the impl for the layout).
 #[derive(Debug, Clone)]
 pub struct FrameInput {
     /// The version to encode and decode in.
@@ -247,31 +248,24 @@ pub struct FrameInput {
     pub frame: Frame,
 }
 
-impl FrameInput {
-    /// Reads a frame description; every input gives one, missing bytes count as 0:
-    ///
-    /// ```text
-    /// flags command count (name_len name value_len value){count} body
-    /// ```
-    ///
-    /// - `flags`: bits 0-1 the version (0 = 1.0, 1 = 1.1, 2 or 3 = 1.2); bit 2
-    ///   `Encoder::with_content_length(true)`; bit 3 adds a `content-length` header giving the
-    ///   body's length, after the others, or before them with bit 4 also set.
-    /// - `command`: index into [`Command::ALL`], modulo 15.
-    /// - `count` headers, each name and value preceded by its length in one byte (cut short at
-    ///   the end of the input). Everything after the last header is the body.
-    pub fn parse(data: &[u8]) -> Self {
-        let mut rest = data;
-        let mut byte = || match rest.split_first() {
-            Some((&b, tail)) => {
-                rest = tail;
-                b
-            }
-            None => 0,
-        };
-        let flags = byte();
-        let command = Command::ALL[usize::from(byte()) % Command::ALL.len()];
-        let count = byte();
+/// Reads a frame description; every input gives one, missing bytes count as 0 (as
+/// `Unstructured` fills integers), so the committed seeds stay short and readable:
+///
+/// ```text
+/// flags command count (name_len name value_len value){count} body
+/// ```
+///
+/// - `flags`: bits 0-1 the version (0 = 1.0, 1 = 1.1, 2 or 3 = 1.2); bit 2
+///   `Encoder::with_content_length(true)`; bit 3 adds a `content-length` header giving the
+///   body's length, after the others, or before them with bit 4 also set.
+/// - `command`: index into [`Command::ALL`], modulo 15.
+/// - `count` headers, each name and value preceded by its length in one byte (cut short at
+///   the end of the input). Everything after the last header is the body.
+impl<'a> arbitrary::Arbitrary<'a> for FrameInput {
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        let flags = u8::arbitrary(u)?;
+        let command = Command::ALL[usize::from(u8::arbitrary(u)?) % Command::ALL.len()];
+        let count = u8::arbitrary(u)?;
         let version = match flags & 3 {
             0 => Version::V1_0,
             1 => Version::V1_1,
@@ -279,11 +273,11 @@ impl FrameInput {
         };
         let mut headers = Vec::with_capacity(usize::from(count));
         for _ in 0..count {
-            let name = take_prefixed(&mut rest);
-            let value = take_prefixed(&mut rest);
+            let name = prefixed(u)?;
+            let value = prefixed(u)?;
             headers.push((name, value));
         }
-        let body = Bytes::copy_from_slice(rest);
+        let body = Bytes::copy_from_slice(u.bytes(u.len())?);
         let length = body.len().to_string();
         let mut builder = Frame::builder(command);
         if flags & 0b1_1000 == 0b1_1000 {
@@ -295,11 +289,24 @@ impl FrameInput {
         if flags & 0b1_1000 == 0b0_1000 {
             builder = builder.header("content-length", &length);
         }
-        Self {
+        Ok(Self {
             version,
             always_content_length: flags & 0b100 != 0,
             frame: builder.body(body).build(),
-        }
+        })
+    }
+
+    fn arbitrary_take_rest(mut u: arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        Self::arbitrary(&mut u)
+    }
+}
+
+impl FrameInput {
+    /// The frame `data` describes, read the way the fuzz target reads it.
+    pub fn parse(data: &[u8]) -> Self {
+        use arbitrary::Arbitrary as _;
+        Self::arbitrary_take_rest(arbitrary::Unstructured::new(data))
+            .expect("every input describes a frame")
     }
 
     /// The encoder this input asks for.
@@ -308,19 +315,15 @@ impl FrameInput {
     }
 }
 
-fn take_prefixed<'a>(rest: &mut &'a [u8]) -> &'a [u8] {
-    let Some((&len, tail)) = rest.split_first() else {
-        return &[];
-    };
-    let (taken, tail) = tail.split_at(usize::from(len).min(tail.len()));
-    *rest = tail;
-    taken
+/// A byte string preceded by its length in one byte, cut short at the end of the input.
+fn prefixed<'a>(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<&'a [u8]> {
+    use arbitrary::Arbitrary as _;
+    let len = usize::from(u8::arbitrary(u)?);
+    u.bytes(len.min(u.len()))
 }
 
-/// The `round_trip` target: the frame of [`FrameInput::parse`] goes through
-/// `check_encoding`.
-pub fn check_frame_input(data: &[u8]) {
-    let input = FrameInput::parse(data);
+/// The `round_trip` target: `input`'s frame goes through `check_encoding`.
+pub fn check_frame(input: &FrameInput) {
     // Refusals are checked inside; both outcomes are fine here.
     let _ = check_encoding(
         input.encoder(),
@@ -328,6 +331,11 @@ pub fn check_frame_input(data: &[u8]) {
         &input.frame,
         true,
     );
+}
+
+/// [`check_frame`] on the frame `data` describes: the corpus replay's way in.
+pub fn check_frame_input(data: &[u8]) {
+    check_frame(&FrameInput::parse(data));
 }
 
 /// Encodes `frame` with `Encoder::new(version)`; if the encoder accepts it, decoding must give
