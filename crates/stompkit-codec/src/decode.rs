@@ -290,13 +290,24 @@ impl Decoder {
                     Err(error) => return Err(self.poison(error)),
                 }
             }
-            let complete = (self.progress.scan == 0 && self.fast_head(buf))
-                || match self.read_head(buf) {
-                    Ok(complete) => complete,
+            let fast = if self.progress.scan == 0 {
+                self.fast_head(buf)
+            } else {
+                None
+            };
+            if let Some(head) = fast {
+                // The usual case: the body is buffered too; build the frame at once.
+                if let Some(nul) = self.fast_body_end(buf, &head) {
+                    return Ok(Some(Item::Frame(self.take_fast_frame(buf, &head, nul))));
+                }
+                self.progress
+                    .start_fast(head, self.escaping_for(head.command));
+            } else {
+                match self.read_head(buf) {
+                    Ok(true) => {}
+                    Ok(false) => return Ok(None),
                     Err(error) => return Err(self.poison(error)),
-                };
-            if !complete {
-                return Ok(None);
+                }
             }
         }
         match self.body_end(buf) {
@@ -359,13 +370,11 @@ impl Decoder {
     /// start (header names are short). Headers go into the decoder's inline index, so a head
     /// with more than eight of them, or longer than 64 KiB, is the careful path's.
     #[inline]
-    fn fast_head(&mut self, buf: &[u8]) -> bool {
+    fn fast_head(&mut self, buf: &[u8]) -> Option<FastHead> {
         // Only heads an inline index can address: the rest take the careful path.
         let visible = buf.len().min(self.head_limit()).min(INLINE_MAX_OFFSET);
         // The command line: every command fits in the first 16 bytes with its line feed.
-        let Some(first) = buf.first_chunk::<16>() else {
-            return false;
-        };
+        let first = buf.first_chunk::<16>()?;
         // What a broker sends most, checked as one 8-byte word.
         let (command, at) = if first[..8] == *b"MESSAGE\n" {
             (Command::Message, 7)
@@ -374,11 +383,11 @@ impl Decoder {
             let at = scan::line_feeds16(first).trailing_zeros() as usize;
             match buf.get(..at).and_then(Command::from_bytes) {
                 Some(command) => (command, at),
-                None => return false,
+                None => return None,
             }
         };
         if at >= visible {
-            return false;
+            return None;
         }
         let max_line = self.limits.max_header_line_bytes;
         let max_headers = self.limits.max_headers.min(INLINE_HEADERS);
@@ -395,7 +404,7 @@ impl Decoder {
             // Every line ending in this block starts at or after `line_start`: if the block's
             // end is within the line limit of it, no line here can break the limit.
             if base + scan::BLOCK - line_start > max_line {
-                return false;
+                return None;
             }
             let (mut ends, len) = scan::line_ends(&buf[base..visible]);
             while ends != 0 {
@@ -403,20 +412,18 @@ impl Decoder {
                 ends &= ends - 1;
                 // A CR, backslash or other control byte before the head's end: careful path.
                 if buf[at] != b'\n' {
-                    return false;
+                    return None;
                 }
                 if at == line_start {
                     if count > max_headers {
-                        return false;
+                        return None;
                     }
                     spans.set_len(count);
-                    self.progress.fast = true;
-                    self.progress.escaping = self.escaping_for(command);
-                    self.progress.command = Some(command);
-                    self.progress.content_length = content_length;
-                    self.progress.body_start = at + 1;
-                    self.progress.scan = at + 1;
-                    return true;
+                    return Some(FastHead {
+                        command,
+                        body_start: at + 1,
+                        content_length,
+                    });
                 }
                 // The colon: one 16-byte compare finds it for a name of 1 to 15 bytes.
                 let name = if line_start <= probe_limit {
@@ -428,11 +435,11 @@ impl Decoder {
                 if name.wrapping_sub(1) >= 15 || colon >= at {
                     match first_colon(buf, line_start, at) {
                         Some(found) => colon = found,
-                        None => return false,
+                        None => return None,
                     }
                 }
                 if !spans.set(count, line_start, colon, at) {
-                    return false; // more headers than an inline index holds
+                    return None; // more headers than an inline index holds
                 }
                 count += 1;
                 if colon - line_start == 14
@@ -445,13 +452,13 @@ impl Decoder {
                         &mut content_length,
                     )
                 {
-                    return false;
+                    return None;
                 }
                 line_start = at + 1;
             }
             base += len;
         }
-        false
+        None
     }
 
     fn escaping_for(&self, command: Command) -> Escaping {
@@ -769,6 +776,28 @@ impl Decoder {
         Frame::decoded(command, data, headers, body_start)
     }
 
+    /// Where the NUL of a frame whose head the fast path read is, when the frame can be taken
+    /// at once: its `content-length` body and NUL are buffered, and nothing about the body
+    /// is wrong. Anything else (no `content-length`, a body still arriving, an error) is left
+    /// to [`body_end`](Self::body_end).
+    #[inline]
+    fn fast_body_end(&self, buf: &[u8], head: &FastHead) -> Option<usize> {
+        let length = head.content_length?;
+        let nul = head.body_start + length;
+        let body_ok = length == 0 || head.command.allows_body();
+        (body_ok && nul < self.limits.max_frame_bytes && buf.get(nul) == Some(&0)).then_some(nul)
+    }
+
+    /// [`take_frame`](Self::take_frame) for a frame read wholly by the fast path, whose
+    /// progress was never recorded.
+    #[inline]
+    fn take_fast_frame(&mut self, buf: &mut BytesMut, head: &FastHead, nul: usize) -> Frame {
+        let data = buf.split_to(nul + 1).freeze();
+        self.consumed += (nul + 1) as u64;
+        let headers = HeaderIndex::Inline(self.progress.inline);
+        Frame::decoded(head.command, data, headers, head.body_start)
+    }
+
     /// The error for a broken limit; `at` is where in the buffer it was broken (the frame's
     /// start for [`Limit::FrameBytes`], the line's start for the line limits).
     fn limit(&self, limit: Limit, at: usize) -> Error {
@@ -817,7 +846,25 @@ fn first_colon(buf: &[u8], start: usize, lf: usize) -> Option<usize> {
     }
 }
 
+/// What the fast path read of a head (its headers are in [`Progress::inline`]).
+#[derive(Debug, Clone, Copy)]
+struct FastHead {
+    command: Command,
+    body_start: usize,
+    content_length: Option<usize>,
+}
+
 impl Progress {
+    /// Records a head the fast path read, for the body to be read by later calls.
+    fn start_fast(&mut self, head: FastHead, escaping: Escaping) {
+        self.fast = true;
+        self.escaping = escaping;
+        self.command = Some(head.command);
+        self.content_length = head.content_length;
+        self.body_start = head.body_start;
+        self.scan = head.body_start;
+    }
+
     /// Back to the start of a frame, keeping the header storage's allocation if it spilled.
     #[inline]
     fn reset(&mut self) {
