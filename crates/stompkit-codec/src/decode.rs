@@ -475,6 +475,7 @@ impl Decoder {
     ///
     /// Problems are reported in byte order, whatever the split of the input: a limit is
     /// checked at every line end before that line is acted on, and at the end of the input.
+    #[inline(never)]
     fn read_head(&mut self, buf: &[u8]) -> Result<bool, Error> {
         let crlf = self.version.allows_crlf();
         let mut line = Line {
