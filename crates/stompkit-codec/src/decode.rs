@@ -667,17 +667,12 @@ impl Decoder {
             offset,
             value: excerpt(value),
         })?;
-        // Smallest possible frame: this line, a blank line, the body and the NUL. Refuse a
-        // huge length at once rather than wait for bytes that must not be buffered.
-        let smallest = usize::try_from(length)
-            .ok()
-            .and_then(|length| length.checked_add(lf + 3));
-        match smallest {
-            Some(smallest) if smallest <= self.limits.max_frame_bytes => {
-                self.progress.content_length = Some(length as usize);
+        match length_within_frame(length, lf, self.limits.max_frame_bytes) {
+            Some(length) => {
+                self.progress.content_length = Some(length);
                 Ok(())
             }
-            _ => Err(self.limit(Limit::FrameBytes, 0)),
+            None => Err(self.limit(Limit::FrameBytes, 0)),
         }
     }
 
@@ -763,9 +758,7 @@ impl Decoder {
     fn take_frame(&mut self, buf: &mut BytesMut, nul: usize) -> Frame {
         let command = self.progress.command.expect("head is complete");
         let body_start = self.progress.body_start;
-        // One handle for the whole frame: one reference count, whatever the caller does.
-        let data = buf.split_to(nul + 1).freeze();
-        self.consumed += (nul + 1) as u64;
+        let data = self.cut_frame(buf, nul);
         let headers = match mem::take(&mut self.progress.fast) {
             true => HeaderIndex::Inline(self.progress.inline),
             false => HeaderIndex::new(
@@ -793,10 +786,17 @@ impl Decoder {
     /// progress was never recorded.
     #[inline]
     fn take_fast_frame(&mut self, buf: &mut BytesMut, head: &FastHead, nul: usize) -> Frame {
-        let data = buf.split_to(nul + 1).freeze();
-        self.consumed += (nul + 1) as u64;
+        let data = self.cut_frame(buf, nul);
         let headers = HeaderIndex::Inline(self.progress.inline);
         Frame::decoded(head.command, data, headers, head.body_start)
+    }
+
+    /// Removes the frame ending with the NUL at `nul` from the front of `buf`, as one handle
+    /// on its bytes (one reference count, whatever the caller does with the frame).
+    #[inline]
+    fn cut_frame(&mut self, buf: &mut BytesMut, nul: usize) -> Bytes {
+        self.consumed += (nul + 1) as u64;
+        buf.split_to(nul + 1).freeze()
     }
 
     /// The error for a broken limit; `at` is where in the buffer it was broken (the frame's
@@ -830,9 +830,18 @@ fn fast_content_length(
         return true;
     }
     *content_length = line::content_length(&buf[colon + 1..lf])
-        .and_then(|n| usize::try_from(n).ok())
-        .filter(|n| n.checked_add(lf + 3).is_some_and(|f| f <= max_frame));
+        .and_then(|length| length_within_frame(length, lf, max_frame));
     content_length.is_some()
+}
+
+/// A `content-length` whose header line ends with the line feed at `lf`, when the smallest
+/// frame that can carry it (this line, a blank line, the body and the NUL) fits in
+/// `max_frame` bytes. Both head readers refuse a huge length this way as soon as they read
+/// it, rather than wait for bytes that must not be buffered.
+#[inline]
+fn length_within_frame(length: u64, lf: usize, max_frame: usize) -> Option<usize> {
+    let length = usize::try_from(length).ok()?;
+    (length.checked_add(lf + 3)? <= max_frame).then_some(length)
 }
 
 /// The colon ending the name of the header line `start..lf` (`lf` is its line feed), if
