@@ -155,9 +155,15 @@ impl InlineSpans {
 
     #[inline]
     fn get(&self, index: usize) -> Option<(Range<usize>, Range<usize>)> {
-        let [start, colon, end] = self.spans[..self.len()].get(index)?.map(usize::from);
-        Some((start..colon, colon + 1..end))
+        self.spans().get(index).copied().map(inline_ranges)
     }
+}
+
+/// The name and value ranges of an inline span.
+#[inline]
+fn inline_ranges(span: [u16; 3]) -> (Range<usize>, Range<usize>) {
+    let [start, colon, end] = span.map(usize::from);
+    (start..colon, colon + 1..end)
 }
 
 /// A frame's header index: inline for the common case, shared (cloning a frame stays cheap)
@@ -456,18 +462,28 @@ enum SpanIter<'a> {
 }
 
 impl<'a> Headers<'a> {
+    /// Takes one span off the iterator of either kind (`inline` and `shared` are the same
+    /// step: `next`, `nth` or `next_back`) and resolves it to the header's name and value.
     #[inline]
-    fn resolve_inline(&self, span: [u16; 3]) -> (&'a [u8], &'a [u8]) {
-        let [start, colon, end] = span.map(usize::from);
-        (&self.data[start..colon], &self.data[colon + 1..end])
-    }
-
-    #[inline]
-    fn resolve_shared(&self, span: &HeaderSpan, unescaped: &'a [u8]) -> (&'a [u8], &'a [u8]) {
-        (
-            span.name.resolve(self.data, unescaped),
-            span.value.resolve(self.data, unescaped),
-        )
+    fn step(
+        &mut self,
+        inline: impl FnOnce(&mut std::slice::Iter<'a, [u16; 3]>) -> Option<&'a [u16; 3]>,
+        shared: impl FnOnce(&mut std::slice::Iter<'a, HeaderSpan>) -> Option<&'a HeaderSpan>,
+    ) -> Option<(&'a [u8], &'a [u8])> {
+        let data = self.data;
+        match &mut self.spans {
+            SpanIter::Inline(spans) => {
+                let (name, value) = inline_ranges(*inline(spans)?);
+                Some((&data[name], &data[value]))
+            }
+            SpanIter::Shared { spans, unescaped } => {
+                let span = shared(spans)?;
+                Some((
+                    span.name.resolve(data, unescaped),
+                    span.value.resolve(data, unescaped),
+                ))
+            }
+        }
     }
 }
 
@@ -484,16 +500,7 @@ impl<'a> Iterator for Headers<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        match &mut self.spans {
-            SpanIter::Inline(spans) => {
-                let span = *spans.next()?;
-                Some(self.resolve_inline(span))
-            }
-            SpanIter::Shared { spans, unescaped } => {
-                let (span, unescaped) = (spans.next()?, *unescaped);
-                Some(self.resolve_shared(span, unescaped))
-            }
-        }
+        self.step(Iterator::next, Iterator::next)
     }
 
     #[inline]
@@ -507,16 +514,7 @@ impl<'a> Iterator for Headers<'a> {
 
     #[inline]
     fn nth(&mut self, n: usize) -> Option<Self::Item> {
-        match &mut self.spans {
-            SpanIter::Inline(spans) => {
-                let span = *spans.nth(n)?;
-                Some(self.resolve_inline(span))
-            }
-            SpanIter::Shared { spans, unescaped } => {
-                let (span, unescaped) = (spans.nth(n)?, *unescaped);
-                Some(self.resolve_shared(span, unescaped))
-            }
-        }
+        self.step(|spans| spans.nth(n), |spans| spans.nth(n))
     }
 }
 
@@ -524,16 +522,10 @@ impl ExactSizeIterator for Headers<'_> {}
 
 impl DoubleEndedIterator for Headers<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
-        match &mut self.spans {
-            SpanIter::Inline(spans) => {
-                let span = *spans.next_back()?;
-                Some(self.resolve_inline(span))
-            }
-            SpanIter::Shared { spans, unescaped } => {
-                let (span, unescaped) = (spans.next_back()?, *unescaped);
-                Some(self.resolve_shared(span, unescaped))
-            }
-        }
+        self.step(
+            DoubleEndedIterator::next_back,
+            DoubleEndedIterator::next_back,
+        )
     }
 }
 
