@@ -62,18 +62,13 @@ fn line_end_bits(block: &[u8; BLOCK]) -> u64 {
 /// Positions of the line feeds among the 16 bytes of `chunk` (bit `i` for byte `i`).
 #[inline(always)]
 pub(crate) fn line_feeds16(chunk: &[u8; 16]) -> u32 {
-    bits16(load(chunk).cmp_eq(i8x16::splat(b'\n' as i8)))
+    u32::from(bits(load(chunk).cmp_eq(i8x16::splat(b'\n' as i8))))
 }
 
 /// Positions of the colons among the first 16 bytes of `chunk` (bit `i` for byte `i`).
 #[inline(always)]
 pub(crate) fn colons16(chunk: &[u8]) -> u32 {
-    bits16(load(chunk).cmp_eq(i8x16::splat(b':' as i8)))
-}
-
-#[inline(always)]
-fn bits16(eq: i8x16) -> u32 {
-    u32::from(eq.move_mask() as u16)
+    u32::from(bits(load(chunk).cmp_eq(i8x16::splat(b':' as i8))))
 }
 
 /// Scans up to [`BLOCK`] bytes from the start of `bytes`; returns the masks and how many
@@ -93,10 +88,10 @@ fn masks(block: &[u8; BLOCK]) -> Masks {
     for k in 0..BLOCK / 16 {
         let v = load(&block[k * 16..k * 16 + 16]);
         let shift = k * 16;
-        out.lf |= bits(v.cmp_eq(lf)) << shift;
-        out.colon |= bits(v.cmp_eq(colon)) << shift;
-        out.backslash |= bits(v.cmp_eq(backslash)) << shift;
-        out.cr |= bits(v.cmp_eq(cr)) << shift;
+        out.lf |= u64::from(bits(v.cmp_eq(lf))) << shift;
+        out.colon |= u64::from(bits(v.cmp_eq(colon))) << shift;
+        out.backslash |= u64::from(bits(v.cmp_eq(backslash))) << shift;
+        out.cr |= u64::from(bits(v.cmp_eq(cr))) << shift;
     }
     out
 }
@@ -108,9 +103,10 @@ fn load(chunk: &[u8]) -> i8x16 {
     i8x16::from(bytes.map(|b| b as i8))
 }
 
-#[inline]
-fn bits(eq: i8x16) -> u64 {
-    u64::from(eq.move_mask() as u16)
+/// One bit per byte lane of a comparison result (bit `i` for lane `i`).
+#[inline(always)]
+fn bits(eq: i8x16) -> u16 {
+    eq.move_mask() as u16
 }
 
 /// Bits `0..=i` of a mask (`i < 64`): a line's bytes up to and including its line feed.
