@@ -9,55 +9,18 @@
 
 use bytes::BytesMut;
 use stompkit_benches::corpus::Message;
-use stompkit_codec::{Command, Decoder, Encoder, Frame, Item, Limits, Version};
+use stompkit_codec::{Command, Encoder, Frame};
 use tokio_util::codec::{Decoder as _, Encoder as _};
 
-/// The largest frame the decoders accept (the corpus' largest is just over 1 MiB).
-pub(crate) const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
-
-/// What a decoder returned for one buffer.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Counts {
-    /// Frames returned.
-    pub(crate) frames: usize,
-    /// Heart-beats returned (EOLs between frames, for decoders that report them).
-    pub(crate) heartbeats: usize,
-    /// Headers over all frames.
-    pub(crate) headers: usize,
-    /// Body bytes over all frames.
-    pub(crate) body_bytes: usize,
-}
-
-impl Counts {
-    fn frame(&mut self, headers: usize, body: usize) {
-        self.frames += 1;
-        self.headers += headers;
-        self.body_bytes += body;
-    }
-}
+// The counts every decoder reports and the stompkit decoder driver live in the library
+// (`stompkit_benches::stompkit`), so that the `decode-profile` bin runs the very code timed
+// here.
+pub(crate) use stompkit_benches::stompkit::{
+    Counts, MAX_FRAME_BYTES, decode_stompkit, stompkit_decoder,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Decoders.
-
-/// A stompkit decoder as the benches configure it.
-pub(crate) fn stompkit_decoder() -> Decoder {
-    Decoder::with_limits(
-        Version::V1_2,
-        Limits::default().with_max_frame_bytes(MAX_FRAME_BYTES),
-    )
-}
-
-/// stompkit-codec: `Decoder::decode` until the buffer is drained.
-pub(crate) fn decode_stompkit(decoder: &mut Decoder, buf: &mut BytesMut) -> Counts {
-    let mut counts = Counts::default();
-    while let Some(item) = decoder.decode(buf).expect("stompkit decodes the corpus") {
-        match item {
-            Item::Frame(frame) => counts.frame(frame.headers().len(), frame.body().len()),
-            Item::Heartbeat => counts.heartbeats += 1,
-        }
-    }
-    counts
-}
 
 /// An iridium-stomp codec as the benches configure it.
 pub(crate) fn iridium_codec() -> iridium_stomp::StompCodec {

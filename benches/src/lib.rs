@@ -6,9 +6,13 @@
 //!   the benches (`benches/codec.rs`) and the report generator (`src/bin/perf-report.rs`)
 //!   agree on them.
 //!
+//! - [`stompkit`]: the stompkit-codec decoder driver and the counts every decoder driver
+//!   reports, shared with the `decode-profile` bin.
+//!
 //! The decode and encode drivers for each library live in `shared/drivers.rs`, included by
 //! both the benches and `tests/corpus.rs`, so the test checks the very code that is timed.
 //! See `docs/performance.md` for how to run everything.
 
 pub mod corpus;
 pub mod ids;
+pub mod stompkit;
