@@ -27,6 +27,7 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use crate::error::{Limit, excerpt};
 use crate::escape::{UnescapeError, unescape_into};
+use crate::frame::FrameRef;
 use crate::frame::{
     HeaderIndex, HeaderSpan, HeaderSpans, INLINE_HEADERS, INLINE_MAX_OFFSET, InlineSpans,
     MAX_SPAN_OFFSET, Span,
@@ -55,6 +56,34 @@ impl Item {
         match self {
             Self::Frame(frame) => Some(frame),
             Self::Heartbeat => None,
+        }
+    }
+}
+
+/// What [`Decoder::decode_slice`] found next in the stream: [`Item`], borrowing the
+/// caller's buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemRef<'a> {
+    /// A complete frame.
+    Frame(FrameRef<'a>),
+    /// An end-of-line between frames: a heart-beat (see [`Item::Heartbeat`]).
+    Heartbeat,
+}
+
+impl<'a> ItemRef<'a> {
+    /// The frame, if this is one.
+    pub fn into_frame(self) -> Option<FrameRef<'a>> {
+        match self {
+            Self::Frame(frame) => Some(frame),
+            Self::Heartbeat => None,
+        }
+    }
+
+    /// The item with its own copy of a frame's bytes.
+    pub fn to_item(&self) -> Item {
+        match self {
+            Self::Frame(frame) => Item::Frame(frame.to_frame()),
+            Self::Heartbeat => Item::Heartbeat,
         }
     }
 }
@@ -272,22 +301,121 @@ impl Decoder {
     /// [`decode`](Self::decode) for everything but a bare line feed between frames.
     #[inline(never)]
     fn decode_item(&mut self, buf: &mut BytesMut) -> Result<Option<Item>, Error> {
-        if let Some(error) = &self.failed {
-            return Err(error.clone());
+        // The frame is built in place: the result is written once, never copied out of a
+        // temporary.
+        Ok(Some(match self.find(buf) {
+            Found::Failed => return Err(self.failure()),
+            Found::NeedMore => return Ok(None),
+            Found::Heartbeat(len) => {
+                buf.advance(len);
+                self.consumed += len as u64;
+                Item::Heartbeat
+            }
+            Found::Fast {
+                command,
+                body_start,
+                nul,
+            } => {
+                let data = self.cut_frame(buf, nul);
+                let headers = HeaderIndex::Inline(self.progress.inline);
+                Item::Frame(Frame::decoded(command, data, headers, body_start))
+            }
+            Found::Frame(nul) => {
+                let data = self.cut_frame(buf, nul);
+                let (command, headers, body_start) = self.finish_frame();
+                Item::Frame(Frame::decoded(command, data, headers, body_start))
+            }
+        }))
+    }
+
+    /// Decodes the next item at the front of `buf` in place, without taking it off: returns
+    /// the item, whose frame borrows `buf`, and its length in bytes. The caller drops that
+    /// many bytes from the front before the next call.
+    ///
+    /// The same decoder as [`decode`](Self::decode), for callers that own their buffer (a
+    /// slice of a read buffer, a memory-mapped capture) and look at each frame before moving
+    /// on: no reference count and no copy per frame. Rules, limits and errors are the same,
+    /// and so is the incremental contract: `Ok(None)` means the item is not complete, and
+    /// the next call must be given the same bytes again, with more after them. A buffer
+    /// shorter than what the decoder has already looked at is an
+    /// [`Error::BufferShrank`].
+    ///
+    /// ```
+    /// use stompkit_codec::{Command, Decoder, ItemRef, Version};
+    ///
+    /// let wire = b"MESSAGE\ndestination:/queue/a\ncontent-length:5\n\nhello\0\n";
+    /// let mut decoder = Decoder::new(Version::V1_2);
+    /// let mut at = 0;
+    /// let mut bodies = Vec::new();
+    /// while let Some((item, len)) = decoder.decode_slice(&wire[at..])? {
+    ///     if let ItemRef::Frame(frame) = item {
+    ///         assert_eq!(frame.command(), Command::Message);
+    ///         assert_eq!(frame.header("destination"), Some(&b"/queue/a"[..]));
+    ///         bodies.push(frame.body());
+    ///     }
+    ///     at += len;
+    /// }
+    /// assert_eq!(bodies, [&b"hello"[..]]);
+    /// assert_eq!(at, wire.len()); // the frame, then the EOL after it as a heart-beat
+    /// # Ok::<(), stompkit_codec::Error>(())
+    /// ```
+    #[inline]
+    pub fn decode_slice<'a>(
+        &mut self,
+        buf: &'a [u8],
+    ) -> Result<Option<(ItemRef<'a>, usize)>, Error> {
+        if buf.first() == Some(&b'\n') && self.between_frames() {
+            self.consumed += 1;
+            return Ok(Some((ItemRef::Heartbeat, 1)));
         }
-        // Every error below goes through `poison`, and the frame is built in place: the
-        // result is written once, never copied out of a temporary.
+        self.decode_slice_item(buf)
+    }
+
+    /// [`decode_slice`](Self::decode_slice) for everything but a bare line feed between
+    /// frames.
+    #[inline(never)]
+    fn decode_slice_item<'a>(
+        &mut self,
+        buf: &'a [u8],
+    ) -> Result<Option<(ItemRef<'a>, usize)>, Error> {
+        let (item, len) = match self.find(buf) {
+            Found::Failed => return Err(self.failure()),
+            Found::NeedMore => return Ok(None),
+            Found::Heartbeat(len) => (ItemRef::Heartbeat, len),
+            Found::Fast {
+                command,
+                body_start,
+                nul,
+            } => {
+                let headers = HeaderIndex::Inline(self.progress.inline);
+                let frame = FrameRef::new(command, &buf[..=nul], headers, body_start);
+                (ItemRef::Frame(frame), nul + 1)
+            }
+            Found::Frame(nul) => {
+                let (command, headers, body_start) = self.finish_frame();
+                let frame = FrameRef::new(command, &buf[..=nul], headers, body_start);
+                (ItemRef::Frame(frame), nul + 1)
+            }
+        };
+        self.consumed += len as u64;
+        Ok(Some((item, len)))
+    }
+
+    /// Finds the end of the next item at the front of `buf`, reading as much of it as is
+    /// buffered; takes nothing off. An error is remembered (every later call returns it) and
+    /// found as [`Found::Failed`].
+    #[inline(always)]
+    fn find(&mut self, buf: &[u8]) -> Found {
+        if self.failed.is_some() {
+            return Found::Failed;
+        }
         if self.progress.body_start == 0 {
             if self.progress.scan == 0 {
                 match self.heartbeat(buf) {
-                    Ok(Boundary::Heartbeat(len)) => {
-                        buf.advance(len);
-                        self.consumed += len as u64;
-                        return Ok(Some(Item::Heartbeat));
-                    }
-                    Ok(Boundary::NeedMore) => return Ok(None),
+                    Ok(Boundary::Heartbeat(len)) => return Found::Heartbeat(len),
+                    Ok(Boundary::NeedMore) => return Found::NeedMore,
                     Ok(Boundary::Frame) => {}
-                    Err(error) => return Err(self.poison(error)),
+                    Err(error) => return self.poison(error),
                 }
             }
             let fast = if self.progress.scan == 0 {
@@ -296,33 +424,64 @@ impl Decoder {
                 None
             };
             if let Some(head) = fast {
-                // The usual case: the body is buffered too; build the frame at once.
+                // The usual case: the body is buffered too; the frame can be taken at once.
                 if let Some(nul) = self.fast_body_end(buf, &head) {
-                    return Ok(Some(Item::Frame(self.take_fast_frame(buf, &head, nul))));
+                    return Found::Fast {
+                        command: head.command,
+                        body_start: head.body_start,
+                        nul,
+                    };
                 }
                 self.progress
                     .start_fast(head, self.escaping_for(head.command));
             } else {
+                if let Err(error) = self.check_resumed(buf) {
+                    return self.poison(error);
+                }
                 match self.read_head(buf) {
                     Ok(true) => {}
-                    Ok(false) => return Ok(None),
-                    Err(error) => return Err(self.poison(error)),
+                    Ok(false) => return Found::NeedMore,
+                    Err(error) => return self.poison(error),
                 }
             }
+        } else if let Err(error) = self.check_resumed(buf) {
+            return self.poison(error);
         }
         match self.body_end(buf) {
-            Ok(Some(nul)) => Ok(Some(Item::Frame(self.take_frame(buf, nul)))),
-            Ok(None) => Ok(None),
-            Err(error) => Err(self.poison(error)),
+            Ok(Some(nul)) => Found::Frame(nul),
+            Ok(None) => Found::NeedMore,
+            Err(error) => self.poison(error),
         }
+    }
+
+    /// When a call resumes a frame, `buf` must still hold every byte of it looked at before
+    /// (the front of the stream is taken off only with the items).
+    #[inline]
+    fn check_resumed(&self, buf: &[u8]) -> Result<(), Error> {
+        let seen = self.progress.scan.max(self.progress.body_start);
+        if buf.len() < seen {
+            return Err(Error::BufferShrank {
+                offset: self.consumed,
+                seen,
+                buffered: buf.len(),
+            });
+        }
+        Ok(())
     }
 
     /// Remembers `error`: every later call returns it.
     #[cold]
     #[inline(never)]
-    fn poison(&mut self, error: Error) -> Error {
-        self.failed = Some(error.clone());
-        error
+    fn poison(&mut self, error: Error) -> Found {
+        self.failed = Some(error);
+        Found::Failed
+    }
+
+    /// The error the stream failed with (after [`Found::Failed`]).
+    #[cold]
+    #[inline(never)]
+    fn failure(&self) -> Error {
+        self.failed.clone().expect("the decoder has failed")
     }
 
     /// Like [`decode`](Self::decode), for when the stream has ended: bytes left over that do
@@ -369,7 +528,7 @@ impl Decoder {
     /// that makes a head not plain); each line's colon from one 16-byte compare at the line's
     /// start (header names are short). Headers go into the decoder's inline index, so a head
     /// with more than eight of them, or longer than 64 KiB, is the careful path's.
-    #[inline]
+    #[inline(always)]
     fn fast_head(&mut self, buf: &[u8]) -> Option<FastHead> {
         // Only heads an inline index can address: the rest take the careful path.
         let visible = buf.len().min(self.head_limit()).min(INLINE_MAX_OFFSET);
@@ -753,12 +912,12 @@ impl Decoder {
         Ok(Some(nul))
     }
 
-    /// Removes the frame ending with the NUL at `nul` from `buf` and resets for the next.
+    /// The parts of the frame whose head the careful path read (or whose body was read after
+    /// the fast path had read its head), and a reset for the next frame.
     #[inline]
-    fn take_frame(&mut self, buf: &mut BytesMut, nul: usize) -> Frame {
+    fn finish_frame(&mut self) -> (Command, HeaderIndex, usize) {
         let command = self.progress.command.expect("head is complete");
         let body_start = self.progress.body_start;
-        let data = self.cut_frame(buf, nul);
         let headers = match mem::take(&mut self.progress.fast) {
             true => HeaderIndex::Inline(self.progress.inline),
             false => HeaderIndex::new(
@@ -767,7 +926,7 @@ impl Decoder {
             ),
         };
         self.progress.reset();
-        Frame::decoded(command, data, headers, body_start)
+        (command, headers, body_start)
     }
 
     /// Where the NUL of a frame whose head the fast path read is, when the frame can be taken
@@ -780,15 +939,6 @@ impl Decoder {
         let nul = head.body_start + length;
         let body_ok = length == 0 || head.command.allows_body();
         (body_ok && nul < self.limits.max_frame_bytes && buf.get(nul) == Some(&0)).then_some(nul)
-    }
-
-    /// [`take_frame`](Self::take_frame) for a frame read wholly by the fast path, whose
-    /// progress was never recorded.
-    #[inline]
-    fn take_fast_frame(&mut self, buf: &mut BytesMut, head: &FastHead, nul: usize) -> Frame {
-        let data = self.cut_frame(buf, nul);
-        let headers = HeaderIndex::Inline(self.progress.inline);
-        Frame::decoded(head.command, data, headers, head.body_start)
     }
 
     /// Removes the frame ending with the NUL at `nul` from the front of `buf`, as one handle
@@ -908,6 +1058,24 @@ impl Line {
         }
         self.escaped |= backslashes != 0;
     }
+}
+
+/// What [`Decoder::find`] found at the front of the buffer.
+enum Found {
+    /// The stream has failed; the error is in [`Decoder::failed`].
+    Failed,
+    NeedMore,
+    /// A heart-beat EOL of this many bytes.
+    Heartbeat(usize),
+    /// A frame read wholly by the fast path (its headers are in [`Progress::inline`]).
+    Fast {
+        command: Command,
+        body_start: usize,
+        /// Offset of the NUL that ends it.
+        nul: usize,
+    },
+    /// A frame whose head is recorded in the decoder's progress, whose NUL is at this offset.
+    Frame(usize),
 }
 
 enum Boundary {

@@ -160,6 +160,20 @@ pub enum Error {
         /// How many bytes of the unfinished frame were buffered.
         buffered: usize,
     },
+    /// The caller gave the decoder fewer bytes than it had already looked at in the frame it
+    /// was reading: bytes were taken off the front of the buffer (or the buffer was cut)
+    /// in the middle of a frame. Only whole items may be taken off.
+    #[error(
+        "byte {offset}: the buffer holds {buffered} bytes of the frame being decoded, but {seen} were given before; take bytes off only after the decoder returns an item"
+    )]
+    BufferShrank {
+        /// Stream offset of the start of the unfinished frame.
+        offset: u64,
+        /// Bytes of the frame the decoder had already looked at.
+        seen: usize,
+        /// Bytes of it in the buffer now.
+        buffered: usize,
+    },
     /// The encoder cannot write a header without changing its meaning.
     #[error(
         "cannot encode header {name:?} of a {command} frame in STOMP {version}: it contains {forbidden}, which this frame cannot escape"
@@ -207,7 +221,8 @@ impl Error {
             | Self::MissingNul { offset, .. }
             | Self::UnexpectedBody { offset, .. }
             | Self::LimitExceeded { offset, .. }
-            | Self::Truncated { offset, .. } => Some(*offset),
+            | Self::Truncated { offset, .. }
+            | Self::BufferShrank { offset, .. } => Some(*offset),
             Self::Unrepresentable { .. }
             | Self::ContentLengthMismatch { .. }
             | Self::BodyNotAllowed { .. }

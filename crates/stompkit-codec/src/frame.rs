@@ -196,6 +196,21 @@ impl HeaderIndex {
         }))
     }
 
+    /// The headers of the frame whose bytes are `data`.
+    #[inline]
+    fn headers<'a>(&'a self, data: &'a [u8]) -> Headers<'a> {
+        Headers {
+            data,
+            spans: match self {
+                Self::Inline(inline) => SpanIter::Inline(inline.spans().iter()),
+                Self::Shared(shared) => SpanIter::Shared {
+                    spans: shared.spans.iter(),
+                    unescaped: &shared.unescaped,
+                },
+            },
+        }
+    }
+
     /// The `index`-th header's name and value as [`Bytes`] sharing the frame's memory.
     fn get_bytes(&self, data: &Bytes, index: usize) -> Option<(Bytes, Bytes)> {
         match self {
@@ -320,8 +335,7 @@ impl Frame {
     ///
     /// Names are compared byte for byte, case-sensitively.
     pub fn header(&self, name: impl AsRef<[u8]>) -> Option<&[u8]> {
-        let name = name.as_ref();
-        self.headers().find(|(n, _)| *n == name).map(|(_, v)| v)
+        self.headers().first(name.as_ref())
     }
 
     /// Like [`header`](Self::header), as text; `None` also when the value is not UTF-8.
@@ -332,16 +346,7 @@ impl Frame {
     /// All headers in wire order, repeats included, as `(name, value)` byte slices.
     #[inline]
     pub fn headers(&self) -> Headers<'_> {
-        Headers {
-            data: &self.data,
-            spans: match &self.headers {
-                HeaderIndex::Inline(inline) => SpanIter::Inline(inline.spans().iter()),
-                HeaderIndex::Shared(shared) => SpanIter::Shared {
-                    spans: shared.spans.iter(),
-                    unescaped: &shared.unescaped,
-                },
-            },
-        }
+        self.headers.headers(&self.data)
     }
 
     /// The `index`-th header as [`Bytes`] slices sharing the frame's memory (no copy).
@@ -379,6 +384,10 @@ impl Frame {
         }
     }
 
+    fn parts(&self) -> Parts<'_> {
+        (self.command, self.headers(), self.body())
+    }
+
     /// A builder holding a copy of this frame's headers and its body, to change them.
     pub fn to_builder(&self) -> FrameBuilder {
         let mut builder = Self::builder(self.command);
@@ -391,10 +400,7 @@ impl Frame {
 
 impl PartialEq for Frame {
     fn eq(&self, other: &Self) -> bool {
-        self.command == other.command
-            && self.body() == other.body()
-            && self.headers().len() == other.headers().len()
-            && self.headers().eq(other.headers())
+        same_frame(self.parts(), other.parts())
     }
 }
 
@@ -421,26 +427,159 @@ impl fmt::Debug for Frame {
     /// anything with `token`, `authorization`, `password`, `secret` or `cookie` in its name)
     /// are shown as `<redacted>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        struct HeaderList<'a>(&'a Frame);
-        impl fmt::Debug for HeaderList<'_> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                let mut list = f.debug_list();
-                for (name, value) in self.0.headers() {
-                    let name = String::from_utf8_lossy(name);
-                    if is_secret(name.as_bytes()) {
-                        list.entry(&(name, "<redacted>"));
-                    } else {
-                        list.entry(&(name, String::from_utf8_lossy(value)));
-                    }
+        debug_frame(f, "Frame", self.command, self.headers(), self.body().len())
+    }
+}
+
+/// The `Debug` form of a frame of either kind, credentials redacted.
+fn debug_frame(
+    f: &mut fmt::Formatter<'_>,
+    kind: &str,
+    command: Command,
+    headers: Headers<'_>,
+    body_len: usize,
+) -> fmt::Result {
+    struct HeaderList<'a>(Headers<'a>);
+    impl fmt::Debug for HeaderList<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            let mut list = f.debug_list();
+            for (name, value) in self.0.clone() {
+                let name = String::from_utf8_lossy(name);
+                if is_secret(name.as_bytes()) {
+                    list.entry(&(name, "<redacted>"));
+                } else {
+                    list.entry(&(name, String::from_utf8_lossy(value)));
                 }
-                list.finish()
             }
+            list.finish()
         }
-        f.debug_struct("Frame")
-            .field("command", &self.command)
-            .field("headers", &HeaderList(self))
-            .field("body_len", &self.body().len())
-            .finish()
+    }
+    f.debug_struct(kind)
+        .field("command", &command)
+        .field("headers", &HeaderList(headers))
+        .field("body_len", &body_len)
+        .finish()
+}
+
+/// A frame decoded in place by [`Decoder::decode_slice`](crate::Decoder::decode_slice): its
+/// header names, values and body are slices of the caller's buffer (a header that had to be
+/// unescaped is a copy held by the frame). It has [`Frame`]'s read methods;
+/// [`to_frame`](Self::to_frame) makes an owned [`Frame`] of it.
+#[derive(Clone)]
+pub struct FrameRef<'a> {
+    /// The frame's bytes as received, from the command through the closing NUL.
+    data: &'a [u8],
+    headers: HeaderIndex,
+    /// Where the body starts in `data` (never 0: a head is never empty).
+    body_start: u32,
+    command: Command,
+}
+
+impl<'a> FrameRef<'a> {
+    /// Assembles a decoded frame, as [`Frame::decoded`] does.
+    #[inline]
+    pub(crate) fn new(
+        command: Command,
+        data: &'a [u8],
+        headers: HeaderIndex,
+        body_start: usize,
+    ) -> Self {
+        debug_assert!(body_start > 0 && body_start < data.len());
+        Self {
+            data,
+            headers,
+            body_start: body_start as u32,
+            command,
+        }
+    }
+
+    /// The frame's command.
+    #[inline]
+    pub fn command(&self) -> Command {
+        self.command
+    }
+
+    /// The value of the first header called `name`, if any. See [`Frame::header`].
+    pub fn header(&self, name: impl AsRef<[u8]>) -> Option<&[u8]> {
+        self.headers().first(name.as_ref())
+    }
+
+    /// Like [`header`](Self::header), as text; `None` also when the value is not UTF-8.
+    pub fn header_str(&self, name: impl AsRef<[u8]>) -> Option<&str> {
+        self.header(name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// All headers in wire order, repeats included, as `(name, value)` byte slices.
+    #[inline]
+    pub fn headers(&self) -> Headers<'_> {
+        self.headers.headers(self.data)
+    }
+
+    /// The body (empty when the frame has none), a slice of the decoded buffer.
+    #[inline]
+    pub fn body(&self) -> &'a [u8] {
+        &self.data[self.body_start as usize..self.data.len() - 1]
+    }
+
+    /// The frame as it was received, from the command through the closing NUL.
+    #[inline]
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.data
+    }
+
+    fn parts(&self) -> Parts<'_> {
+        (self.command, self.headers(), self.body())
+    }
+
+    /// An owned [`Frame`] holding a copy of this frame's bytes.
+    pub fn to_frame(&self) -> Frame {
+        Frame::decoded(
+            self.command,
+            Bytes::copy_from_slice(self.data),
+            self.headers.clone(),
+            self.body_start as usize,
+        )
+    }
+}
+
+impl PartialEq for FrameRef<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        same_frame(self.parts(), other.parts())
+    }
+}
+
+impl Eq for FrameRef<'_> {}
+
+impl PartialEq<Frame> for FrameRef<'_> {
+    fn eq(&self, other: &Frame) -> bool {
+        same_frame(self.parts(), other.parts())
+    }
+}
+
+impl PartialEq<FrameRef<'_>> for Frame {
+    fn eq(&self, other: &FrameRef<'_>) -> bool {
+        same_frame(self.parts(), other.parts())
+    }
+}
+
+/// What frame equality compares: the command, the headers in order, the body.
+type Parts<'a> = (Command, Headers<'a>, &'a [u8]);
+
+/// Frames are equal when their commands, headers (all, in order) and bodies are.
+fn same_frame(a: Parts<'_>, b: Parts<'_>) -> bool {
+    a.0 == b.0 && a.2 == b.2 && a.1.len() == b.1.len() && a.1.eq(b.1)
+}
+
+impl fmt::Debug for FrameRef<'_> {
+    /// As [`Frame`]'s: credential values are shown as `<redacted>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        debug_frame(
+            f,
+            "FrameRef",
+            self.command,
+            self.headers(),
+            self.body().len(),
+        )
     }
 }
 
@@ -484,6 +623,14 @@ impl<'a> Headers<'a> {
                 ))
             }
         }
+    }
+}
+
+impl<'a> Headers<'a> {
+    /// The value of the first remaining header called `name`.
+    #[inline]
+    fn first(mut self, name: &[u8]) -> Option<&'a [u8]> {
+        self.find(|(n, _)| *n == name).map(|(_, v)| v)
     }
 }
 

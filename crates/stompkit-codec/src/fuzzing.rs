@@ -62,6 +62,49 @@ pub fn decode_chunked(
     decode_stream(version, limits, data, chunks).described()
 }
 
+/// Decodes `data` through [`Decoder::decode_slice`]: the caller's buffer grows by the chunk
+/// sizes of [`decode_chunked`], and each item's bytes are dropped from its front. Returns the
+/// items (owned) and the error; bytes left at the end are reported as
+/// [`Decoder::decode_eof`] reports them, so the result must equal [`decode_chunked`]'s.
+pub fn decode_slice_chunked(
+    version: Version,
+    limits: Limits,
+    data: &[u8],
+    chunks: &[usize],
+) -> (Vec<Item>, Option<Error>) {
+    let mut decoder = Decoder::with_limits(version, limits);
+    let mut sizes = chunks.iter().cycle();
+    let (mut items, mut taken, mut end) = (Vec::new(), 0, 0);
+    while end < data.len() {
+        end = match sizes.next() {
+            Some(&size) => (end + size.max(1)).min(data.len()),
+            None => data.len(),
+        };
+        loop {
+            match decoder.decode_slice(&data[taken..end]) {
+                Ok(Some((item, len))) => {
+                    assert!(
+                        len > 0 && taken + len <= end,
+                        "item length {len} out of range"
+                    );
+                    items.push(item.to_item());
+                    taken += len;
+                }
+                Ok(None) => break,
+                Err(error) => return (items, Some(error)),
+            }
+        }
+    }
+    if taken == data.len() {
+        return (items, None);
+    }
+    let truncated = Error::Truncated {
+        offset: decoder.consumed(),
+        buffered: data.len() - taken,
+    };
+    (items, Some(truncated))
+}
+
 fn decode_stream(version: Version, limits: Limits, data: &[u8], chunks: &[usize]) -> Outcome {
     let mut decoder = Decoder::with_limits(version, limits);
     let mut buf = BytesMut::new();
@@ -191,8 +234,9 @@ pub fn check_stream(data: &[u8]) {
 const BYTEWISE_MAX: usize = 1024;
 
 /// Checks that decoding `data` whole, split at `chunks` and one byte at a time (its first
-/// kilobyte) agree (same items, same error), in every version, and that every decoded frame
-/// survives encode -> decode. Panics on a violation.
+/// kilobyte) agree (same items, same error), in place too ([`decode_slice_chunked`]), in
+/// every version, and that every decoded frame survives encode -> decode. Panics on a
+/// violation.
 pub fn check_decode(data: &[u8], chunks: &[usize]) {
     for version in Version::ALL {
         let whole = decode_chunked(version, fuzz_limits(), data, &[]);
@@ -200,6 +244,12 @@ pub fn check_decode(data: &[u8], chunks: &[usize]) {
         assert_eq!(
             whole, split,
             "split decode differs ({version}, chunks {chunks:?})"
+        );
+        let (items, error) = decode_slice_chunked(version, fuzz_limits(), data, chunks);
+        assert_eq!(
+            (items, error.as_ref().map(Error::to_string)),
+            split,
+            "decode_slice differs from decode ({version}, chunks {chunks:?})"
         );
         // One byte at a time costs a call per byte: only for the first kilobyte (16 of the
         // scanner's blocks); a plan of all 1s covers longer inputs.

@@ -55,10 +55,10 @@ mod codec;
 pub mod fuzzing;
 
 pub use command::Command;
-pub use decode::{Decoder, Item, Limits};
+pub use decode::{Decoder, Item, ItemRef, Limits};
 pub use encode::Encoder;
 pub use error::{Error, Forbidden, Limit};
-pub use frame::{Frame, FrameBuilder, Headers};
+pub use frame::{Frame, FrameBuilder, FrameRef, Headers};
 pub use version::{ParseVersionError, Version};
 
 #[cfg(feature = "tokio-util")]

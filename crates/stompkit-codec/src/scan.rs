@@ -19,18 +19,13 @@ pub(crate) struct Masks {
     pub(crate) cr: u64,
 }
 
-/// Applies `scan` to the first [`BLOCK`] bytes of `bytes`, padded with `pad` (a byte `scan`
-/// does not look for) when fewer remain; returns its result and how many bytes it covers.
-#[inline(always)]
-fn over_block<T>(bytes: &[u8], pad: u8, scan: impl Fn(&[u8; BLOCK]) -> T) -> (T, usize) {
-    match bytes.first_chunk::<BLOCK>() {
-        Some(full) => (scan(full), BLOCK),
-        None => {
-            let mut padded = [pad; BLOCK];
-            padded[..bytes.len()].copy_from_slice(bytes);
-            (scan(&padded), bytes.len())
-        }
-    }
+/// The last bytes of a stream, fewer than [`BLOCK`], padded to a block with `pad` (a byte
+/// the scan does not look for).
+#[cold]
+fn padded(bytes: &[u8], pad: u8) -> [u8; BLOCK] {
+    let mut block = [pad; BLOCK];
+    block[..bytes.len()].copy_from_slice(bytes);
+    block
 }
 
 /// For the fast path: the positions of every byte that can end a plain header line or
@@ -39,7 +34,10 @@ fn over_block<T>(bytes: &[u8], pad: u8, scan: impl Fn(&[u8; BLOCK]) -> T) -> (T,
 /// feed, and leaves the frame to the careful path otherwise.
 #[inline(always)]
 pub(crate) fn line_ends(bytes: &[u8]) -> (u64, usize) {
-    over_block(bytes, b' ', line_end_bits)
+    match bytes.first_chunk::<BLOCK>() {
+        Some(full) => (line_end_bits(full), BLOCK),
+        None => (line_end_bits(&padded(bytes, b' ')), bytes.len()),
+    }
 }
 
 #[inline(always)]
@@ -75,7 +73,10 @@ pub(crate) fn colons16(chunk: &[u8]) -> u32 {
 /// bytes they cover.
 #[inline]
 pub(crate) fn block(bytes: &[u8]) -> (Masks, usize) {
-    over_block(bytes, 0, masks)
+    match bytes.first_chunk::<BLOCK>() {
+        Some(full) => (masks(full), BLOCK),
+        None => (masks(&padded(bytes, 0)), bytes.len()),
+    }
 }
 
 #[inline]

@@ -8,7 +8,7 @@
 mod support;
 
 use bytes::BytesMut;
-use stompkit_codec::{Decoder, Item, Limits, Version};
+use stompkit_codec::{Decoder, Item, Limits, Version, fuzzing};
 
 /// Items and error from feeding `data` in pieces of `chunk` bytes (everything when 0).
 /// Items, and the error as its `Debug` text (it names the offset and the reason).
@@ -43,15 +43,36 @@ fn decode(
     }
 }
 
-/// Whole and in pieces of 1 and 7 bytes give the same; returns the whole result.
+/// [`decode`] through `Decoder::decode_slice` (see `fuzzing::decode_slice_chunked`).
+fn decode_in_place(
+    version: Version,
+    limits: Limits,
+    data: &[u8],
+    chunk: usize,
+) -> (Vec<Item>, Option<String>) {
+    let chunks: &[usize] = if chunk == 0 { &[] } else { &[chunk] };
+    let (items, error) = fuzzing::decode_slice_chunked(version, limits, data, chunks);
+    (items, error.map(|e| format!("{e:?}")))
+}
+
+/// Whole and in pieces of 1 and 7 bytes give the same, through `decode` and through
+/// `decode_slice`; returns the whole result.
 #[track_caller]
 fn same_both_ways(version: Version, limits: Limits, data: &[u8]) -> (Vec<Item>, Option<String>) {
     let whole = decode(version, limits, data, 0);
-    for chunk in [1, 7] {
+    for chunk in [0, 1, 7] {
+        if chunk > 0 {
+            assert_eq!(
+                decode(version, limits, data, chunk),
+                whole,
+                "whole vs {chunk}-byte pieces of {:?}",
+                String::from_utf8_lossy(data)
+            );
+        }
         assert_eq!(
-            decode(version, limits, data, chunk),
+            decode_in_place(version, limits, data, chunk),
             whole,
-            "whole vs {chunk}-byte pieces of {:?}",
+            "decode vs decode_slice in {chunk}-byte pieces of {:?}",
             String::from_utf8_lossy(data)
         );
     }

@@ -14,7 +14,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use stompkit_codec::{
-    Command, Decoder, Encoder, Error, Forbidden, Frame, Item, Limit, Limits, Version,
+    Command, Decoder, Encoder, Error, Forbidden, Frame, Item, Limit, Limits, Version, fuzzing,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -228,6 +228,32 @@ fn decode_pieces(
     }
     assert!(buf.is_empty(), "clean EOF with bytes left");
     (items, None)
+}
+
+/// Chunk sizes that cut `data` of `len` bytes at `points` (in any order; a repeated cut
+/// counts once).
+fn chunk_sizes(points: &[Index], len: usize) -> Vec<usize> {
+    let mut cuts = cut_points(points, len);
+    cuts.push(0);
+    cuts.sort_unstable();
+    cuts.dedup();
+    cuts.windows(2).map(|w| w[1] - w[0]).collect()
+}
+
+/// `decode_slice` and `decode` give the same items and error for `data` in these chunks.
+fn slice_agrees(
+    version: Version,
+    limits: Limits,
+    data: &[u8],
+    chunks: &[usize],
+) -> Result<(), TestCaseError> {
+    let (items, error) = fuzzing::decode_slice_chunked(version, limits, data, chunks);
+    let in_place = (items, error.map(|e| e.to_string()));
+    prop_assert_eq!(
+        in_place,
+        fuzzing::decode_chunked(version, limits, data, chunks)
+    );
+    Ok(())
 }
 
 fn decode_whole(version: Version, data: &[u8]) -> (Vec<Item>, Option<Error>) {
@@ -529,6 +555,33 @@ proptest! {
         bytewise.reverse();
         let bytewise = decode_pieces(version, limits, &data, &bytewise);
         prop_assert_eq!(text(bytewise), text(decode_pieces(version, limits, &data, &[])));
+    }
+
+    /// `decode_slice` decodes any bytes, whole or split anywhere, to the same items and
+    /// errors as `decode`.
+    #[test]
+    fn decode_slice_agrees_with_decode_split_anywhere(
+        version in any_version(),
+        data in prop_oneof![stomp_ish_bytes(), vec(any::<u8>(), 0..64)],
+        limits in prop_oneof![Just(Limits::default()), small_limits()],
+        points in vec(any::<Index>(), 0..8),
+    ) {
+        slice_agrees(version, limits, &data, &[])?;
+        slice_agrees(version, limits, &data, &chunk_sizes(&points, data.len()))?;
+    }
+
+    /// ... and valid streams (CRLF lines too in 1.2), whole or split anywhere.
+    #[test]
+    fn decode_slice_decodes_valid_streams_split_anywhere(
+        (version, items) in any_version().prop_flat_map(|v| (Just(v), stream_items(v))),
+        crlf in any::<bool>(),
+        points in vec(any::<Index>(), 0..8),
+    ) {
+        let (wire, expected) = write_stream(version, &items, crlf);
+        let whole = fuzzing::decode_slice_chunked(version, Limits::default(), &wire, &[]);
+        prop_assert!(whole.1.is_none(), "{:?}", whole.1);
+        prop_assert_eq!(&whole.0, &expected);
+        slice_agrees(version, Limits::default(), &wire, &chunk_sizes(&points, wire.len()))?;
     }
 
     /// A frame cut anywhere before its NUL, after complete items, is `Truncated` at EOF,

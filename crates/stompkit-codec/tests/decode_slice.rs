@@ -1,0 +1,118 @@
+//! `Decoder::decode_slice`: frames decoded in place, borrowing the caller's buffer. That it
+//! gives the same items and errors as `decode` for any input split anywhere is checked in
+//! properties.rs and fast_path.rs; these tests cover what only the in-place API has.
+
+use bytes::BytesMut;
+use stompkit_codec::{Command, Decoder, Error, Item, ItemRef, Version};
+
+/// A CONNECTED frame with a credential-like header, then a MESSAGE with ten headers (more
+/// than an inline index holds) one of them escaped, a body holding a NUL, then a heart-beat.
+const STREAM: &[u8] = b"CONNECTED\nversion:1.2\nsession-token:s3cr3t\n\n\0\
+MESSAGE\nsubscription:0\ndestination:/queue/a\nmessage-id:7\nx:a\\cb\\\\c\nh1:1\nh2:2\nh3:3\nh4:4\nh5:5\ncontent-length:5\n\nhe\0lo\0\n";
+
+#[test]
+fn frames_borrow_the_buffer_and_read_like_frames() {
+    let mut decoder = Decoder::new(Version::V1_2);
+    let (item, len) = decoder.decode_slice(STREAM).unwrap().unwrap();
+    let connected = item.into_frame().expect("a frame");
+    assert_eq!(connected.command(), Command::Connected);
+    assert_eq!(connected.as_bytes(), &STREAM[..len]);
+    assert_eq!(connected.header_str("version"), Some("1.2"));
+    let shown = format!("{connected:?}");
+    assert!(
+        shown.contains("<redacted>") && !shown.contains("s3cr3t"),
+        "{shown}"
+    );
+    assert_eq!(decoder.consumed(), len as u64);
+
+    let rest = &STREAM[len..];
+    let (item, len) = decoder.decode_slice(rest).unwrap().unwrap();
+    let ItemRef::Frame(message) = item else {
+        panic!("expected a frame, got {item:?}");
+    };
+    assert_eq!(message.headers().len(), 10);
+    assert_eq!(message.header("x"), Some(&b"a:b\\c"[..]), "unescaped");
+    assert_eq!(message.header("destination"), Some(&b"/queue/a"[..]));
+    assert_eq!(message.header("missing"), None);
+    let names: Vec<&[u8]> = message.headers().map(|(name, _)| name).collect();
+    assert_eq!(
+        names[..3],
+        [&b"subscription"[..], b"destination", b"message-id"]
+    );
+    // The body is a slice of the caller's buffer, not a copy.
+    let body = message.body();
+    assert_eq!(body, b"he\0lo");
+    assert!(rest.as_ptr_range().contains(&body.as_ptr()));
+
+    // The same frame as `decode` gives, and an owned copy equal to it.
+    let mut buf = BytesMut::from(rest);
+    let Some(Item::Frame(decoded)) = Decoder::new(Version::V1_2).decode(&mut buf).unwrap() else {
+        panic!("decode gives a frame");
+    };
+    assert_eq!(message, decoded);
+    assert_eq!(message.to_frame(), decoded);
+    assert_eq!(len, rest.len() - buf.len());
+
+    let (item, len) = decoder.decode_slice(&rest[len..]).unwrap().unwrap();
+    assert_eq!((item, len), (ItemRef::Heartbeat, 1));
+    assert_eq!(decoder.decode_slice(b"").unwrap(), None);
+    assert_eq!(decoder.consumed(), STREAM.len() as u64);
+}
+
+#[test]
+fn a_partial_item_is_none_until_the_rest_arrives() {
+    let mut decoder = Decoder::new(Version::V1_2);
+    let frame = b"SEND\ndestination:/queue/a\n\nbody\0";
+    for end in 0..frame.len() {
+        assert_eq!(
+            decoder.decode_slice(&frame[..end]).unwrap(),
+            None,
+            "{end} bytes"
+        );
+    }
+    let (item, len) = decoder.decode_slice(frame).unwrap().unwrap();
+    assert_eq!(len, frame.len());
+    assert_eq!(item.into_frame().unwrap().body(), b"body");
+    assert!(!decoder.is_mid_frame());
+}
+
+/// Taking bytes off the front in the middle of a frame is the caller's mistake, reported
+/// as an error (never a panic or a wrong frame), by either API.
+#[test]
+fn a_buffer_that_shrank_mid_frame_is_an_error() {
+    let partial = b"SEND\ndestination:/queue/a\n\nno content-length yet";
+
+    let mut decoder = Decoder::new(Version::V1_2);
+    assert_eq!(decoder.decode_slice(partial).unwrap(), None);
+    let error = decoder.decode_slice(&partial[..10]).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::BufferShrank { offset: 0, seen, buffered: 10 } if seen == partial.len()
+        ),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().contains("take bytes off only after"),
+        "{error}"
+    );
+    // Fatal, like every decoding error.
+    assert!(decoder.decode_slice(partial).is_err());
+
+    let mut decoder = Decoder::new(Version::V1_2);
+    let mut buf = BytesMut::from(&partial[..]);
+    assert_eq!(decoder.decode(&mut buf).unwrap(), None);
+    buf.clear();
+    buf.extend_from_slice(b"\0");
+    let error = decoder.decode(&mut buf).unwrap_err();
+    assert!(
+        matches!(error, Error::BufferShrank { buffered: 1, .. }),
+        "{error:?}"
+    );
+
+    // In the head, too.
+    let mut decoder = Decoder::new(Version::V1_2);
+    assert_eq!(decoder.decode_slice(b"SEND\ndestin").unwrap(), None);
+    let error = decoder.decode_slice(b"SEND\n").unwrap_err();
+    assert!(matches!(error, Error::BufferShrank { .. }), "{error:?}");
+}
