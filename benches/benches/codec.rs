@@ -69,6 +69,18 @@ fn decode_group(group: &mut BenchmarkGroup<'_, WallTime>, spec: &Group, corpus: 
             );
         });
     }
+    if spec.measures(ids::STOMPKIT_SLICE) {
+        group.bench_function(ids::STOMPKIT_SLICE, |b| {
+            b.iter_batched(
+                || (drivers::stompkit_decoder(), fresh()),
+                |(mut decoder, buf)| {
+                    let counts = drivers::decode_stompkit_slice(&mut decoder, &buf);
+                    (counts, decoder, buf)
+                },
+                BatchSize::LargeInput,
+            );
+        });
+    }
     if spec.measures(ids::IRIDIUM_CODEC) {
         group.bench_function(ids::IRIDIUM_CODEC, |b| {
             b.iter_batched(

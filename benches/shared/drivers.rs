@@ -16,7 +16,7 @@ use tokio_util::codec::{Decoder as _, Encoder as _};
 // (`stompkit_benches::stompkit`), so that the `decode-profile` bin runs the very code timed
 // here.
 pub(crate) use stompkit_benches::stompkit::{
-    Counts, MAX_FRAME_BYTES, decode_stompkit, stompkit_decoder,
+    Counts, MAX_FRAME_BYTES, decode_stompkit, decode_stompkit_slice, stompkit_decoder,
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -49,12 +49,14 @@ pub struct Group {
     pub direction: Direction,
     /// The corpus item.
     pub corpus: Kind,
-    /// The rows, subject first, floor last.
+    /// The rows, subjects first, floor last.
     pub rows: &'static [Row],
 }
 
 /// stompkit-codec: `Decoder::decode` / `Encoder::encode`.
 pub const STOMPKIT: &str = "stompkit";
+/// stompkit-codec in place: `Decoder::decode_slice` over the stream.
+pub const STOMPKIT_SLICE: &str = "stompkit_slice";
 /// iridium-stomp's `StompCodec` (tokio-util `Decoder` / `Encoder`).
 pub const IRIDIUM_CODEC: &str = "iridium_codec";
 /// iridium-stomp's `parser::parse_frame_slice` over the stream.
@@ -89,6 +91,10 @@ const fn not_applicable(mut r: Row, why: &'static str) -> Row {
 }
 
 const SUBJECT: Row = row(STOMPKIT, "stompkit-codec", Role::Subject);
+const SUBJECT_IN_PLACE: Row = noted(
+    row(STOMPKIT_SLICE, "stompkit-codec decode_slice", Role::Subject),
+    "in place: frames borrow the buffer, no reference count per frame",
+);
 const IRIDIUM: Row = row(IRIDIUM_CODEC, "iridium-stomp 0.6 StompCodec", Role::Anchor);
 const IRIDIUM_RAW: Row = noted(
     row(
@@ -118,6 +124,7 @@ pub const GROUPS: [Group; 8] = [
         corpus: Kind::Small,
         rows: &[
             SUBJECT,
+            SUBJECT_IN_PLACE,
             noted(IRIDIUM, IRIDIUM_EOL),
             IRIDIUM_RAW,
             noted(TOKIO, "skips EOLs between frames without reporting them"),
@@ -129,13 +136,13 @@ pub const GROUPS: [Group; 8] = [
         name: "decode_b_64k",
         direction: Direction::Decode,
         corpus: Kind::Body64K,
-        rows: &[SUBJECT, IRIDIUM, IRIDIUM_RAW, TOKIO, SCAN],
+        rows: &[SUBJECT, SUBJECT_IN_PLACE, IRIDIUM, IRIDIUM_RAW, TOKIO, SCAN],
     },
     Group {
         name: "decode_c_1m",
         direction: Direction::Decode,
         corpus: Kind::Body1M,
-        rows: &[SUBJECT, IRIDIUM, IRIDIUM_RAW, TOKIO, SCAN],
+        rows: &[SUBJECT, SUBJECT_IN_PLACE, IRIDIUM, IRIDIUM_RAW, TOKIO, SCAN],
     },
     Group {
         name: "decode_d_escaped",
@@ -143,6 +150,7 @@ pub const GROUPS: [Group; 8] = [
         corpus: Kind::Escaped,
         rows: &[
             SUBJECT,
+            SUBJECT_IN_PLACE,
             IRIDIUM,
             not_applicable(IRIDIUM_RAW, "returns header values still escaped"),
             not_applicable(TOKIO, TOKIO_NO_ESCAPES),
@@ -155,6 +163,7 @@ pub const GROUPS: [Group; 8] = [
         corpus: Kind::Heartbeats,
         rows: &[
             SUBJECT,
+            SUBJECT_IN_PLACE,
             noted(IRIDIUM, IRIDIUM_EOL),
             IRIDIUM_RAW,
             noted(TOKIO, "skips heart-beats without reporting them"),

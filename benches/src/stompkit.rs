@@ -3,7 +3,7 @@
 //! `decode-profile` bin, so that what is profiled is what is timed.
 
 use bytes::BytesMut;
-use stompkit_codec::{Decoder, Item, Limits, Version};
+use stompkit_codec::{Decoder, Item, ItemRef, Limits, Version};
 
 /// The largest frame the decoders accept (the corpus' largest is just over 1 MiB).
 pub const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
@@ -47,6 +47,24 @@ pub fn decode_stompkit(decoder: &mut Decoder, buf: &mut BytesMut) -> Counts {
             Item::Frame(frame) => counts.frame(frame.headers().len(), frame.body().len()),
             Item::Heartbeat => counts.heartbeats += 1,
         }
+    }
+    counts
+}
+
+/// stompkit-codec in place: `Decoder::decode_slice` over the buffer, advancing by each
+/// item's length, looking at each frame (header count, body length) as the other drivers do.
+pub fn decode_stompkit_slice(decoder: &mut Decoder, buf: &[u8]) -> Counts {
+    let mut counts = Counts::default();
+    let mut at = 0;
+    while let Some((item, len)) = decoder
+        .decode_slice(&buf[at..])
+        .expect("stompkit decodes the corpus")
+    {
+        match item {
+            ItemRef::Frame(frame) => counts.frame(frame.headers().len(), frame.body().len()),
+            ItemRef::Heartbeat => counts.heartbeats += 1,
+        }
+        at += len;
     }
     counts
 }

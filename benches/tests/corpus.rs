@@ -64,6 +64,9 @@ fn stompkit_decodes_every_corpus() {
         // stompkit reports every EOL between frames, the one after each NUL included.
         assert_eq!(counts, expected(&corpus, corpus.eols()), "{kind:?}");
         assert!(buf.is_empty(), "{kind:?}");
+        let in_place =
+            drivers::decode_stompkit_slice(&mut drivers::stompkit_decoder(), &corpus.wire);
+        assert_eq!(in_place, counts, "{kind:?} in place");
 
         let frames = frames_of(&corpus.wire);
         assert_eq!(frames.len(), corpus.frames(), "{kind:?}");

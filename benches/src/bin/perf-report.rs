@@ -50,6 +50,8 @@ struct Measured<'a> {
 struct Bar {
     what: &'static str,
     group: &'static str,
+    /// The stompkit row judged.
+    bench: &'static str,
     check: Check,
 }
 
@@ -61,20 +63,35 @@ enum Check {
     TimeOverFloorAtMost(f64),
 }
 
-const BARS: [Bar; 3] = [
+const BARS: [Bar; 5] = [
     Bar {
-        what: "decode (a): frames/s vs best anchor",
+        what: "decode (a): frames/s vs best anchor, `decode` (`Bytes` frames)",
         group: "decode_a_small",
+        bench: ids::STOMPKIT,
         check: Check::SpeedupOverBestAnchor(10.0),
     },
     Bar {
-        what: "decode (c): time vs memchr scan of the same 1 MiB buffer",
+        what: "decode (a): frames/s vs best anchor, `decode_slice` (in place)",
+        group: "decode_a_small",
+        bench: ids::STOMPKIT_SLICE,
+        check: Check::SpeedupOverBestAnchor(10.0),
+    },
+    Bar {
+        what: "decode (c): time vs memchr scan of the same 1 MiB buffer, `decode`",
         group: "decode_c_1m",
+        bench: ids::STOMPKIT,
+        check: Check::TimeOverFloorAtMost(0.1),
+    },
+    Bar {
+        what: "decode (c): time vs memchr scan of the same 1 MiB buffer, `decode_slice`",
+        group: "decode_c_1m",
+        bench: ids::STOMPKIT_SLICE,
         check: Check::TimeOverFloorAtMost(0.1),
     },
     Bar {
         what: "encode (a): frames/s vs best anchor",
         group: "encode_a_small",
+        bench: ids::STOMPKIT,
         check: Check::SpeedupOverBestAnchor(5.0),
     },
 ];
@@ -208,17 +225,18 @@ fn floor(rows: &[Measured<'_>]) -> Option<f64> {
         .find_map(|m| m.estimate.map(|e| e.mean))
 }
 
-fn subject(rows: &[Measured<'_>]) -> Option<f64> {
+/// The mean time of the stompkit row `bench`.
+fn subject(rows: &[Measured<'_>], bench: &str) -> Option<f64> {
     rows.iter()
-        .filter(|m| m.row.role == Role::Subject)
+        .filter(|m| m.row.role == Role::Subject && m.row.bench == bench)
         .find_map(|m| m.estimate.map(|e| e.mean))
 }
 
 /// What a bar measured, and whether it passes (`None`: not measured).
 fn judge(bar: &Bar, results: &Results) -> (String, Option<bool>) {
     let rows = measured(ids::group(bar.group), results);
-    let Some(ours) = subject(&rows) else {
-        return ("stompkit not measured".to_owned(), None);
+    let Some(ours) = subject(&rows, bar.bench) else {
+        return (format!("{} not measured", bar.bench), None);
     };
     match bar.check {
         Check::SpeedupOverBestAnchor(target) => match best_anchor(&rows) {
