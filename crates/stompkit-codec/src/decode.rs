@@ -18,7 +18,9 @@
 //!
 //! A decoded frame holds one [`Bytes`] handle on its bytes (command through NUL), so taking a
 //! frame off the buffer costs one reference count, and its header index sits inline in the
-//! frame for up to eight headers (no allocation).
+//! frame for up to eight headers (no allocation). `decode_slice` runs the same decoder over a
+//! buffer the caller owns and hands out [`FrameRef`]s borrowing it: one core (`find`) reads
+//! the next item without taking it off, and each entry point takes it its own way.
 
 use std::fmt;
 use std::mem;
@@ -88,6 +90,12 @@ impl<'a> ItemRef<'a> {
     }
 }
 
+impl From<ItemRef<'_>> for Item {
+    fn from(item: ItemRef<'_>) -> Self {
+        item.to_item()
+    }
+}
+
 /// Bounds on what the decoder accepts, so that a hostile or broken peer cannot make it buffer
 /// without end.
 ///
@@ -147,7 +155,9 @@ impl Limits {
 /// [`decode`](Self::decode) removes one complete item from the front, or returns `Ok(None)`
 /// when more bytes are needed (keep the unconsumed bytes in the buffer and call again after
 /// appending). This is the contract of `tokio_util::codec::Decoder`, which the `tokio-util`
-/// feature implements on [`StompCodec`](crate::StompCodec).
+/// feature implements on [`StompCodec`](crate::StompCodec). When you own the buffer,
+/// [`decode_slice`](Self::decode_slice) reads it in place instead, into [`FrameRef`]s that
+/// borrow it.
 ///
 /// ```
 /// use bytes::BytesMut;
@@ -219,6 +229,9 @@ struct Progress {
     content_length: Option<usize>,
     /// First body byte; 0 while the head is incomplete (a head is never empty).
     body_start: usize,
+    /// Bytes of the frame the last call was given, when it returned `None` mid-frame: the
+    /// next call must be given at least as many.
+    given: usize,
 }
 
 impl Default for Decoder {
@@ -282,20 +295,27 @@ impl Decoder {
     /// cannot be resynchronised and every later call returns the same error.
     #[inline]
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Item>, Error> {
-        // A line feed between frames is the most common item of all (RabbitMQ sends one after
-        // every frame): answer it here, inline in the caller, and leave the rest out of line.
-        if buf.first() == Some(&b'\n') && self.between_frames() {
+        if self.bare_line_feed(buf) {
             buf.advance(1);
-            self.consumed += 1;
             return Ok(Some(Item::Heartbeat));
         }
         self.decode_item(buf)
     }
 
-    /// Nothing of a frame has been looked at and no error has been seen.
+    /// A line feed between frames is the most common item of all (RabbitMQ sends one after
+    /// every frame): both entry points answer it inline in the caller, through this, and
+    /// leave the rest out of line. Counts the byte as consumed when it is one.
     #[inline]
-    fn between_frames(&self) -> bool {
-        self.progress.scan == 0 && self.progress.body_start == 0 && self.failed.is_none()
+    fn bare_line_feed(&mut self, buf: &[u8]) -> bool {
+        if buf.first() == Some(&b'\n')
+            && self.progress.scan == 0
+            && self.progress.body_start == 0
+            && self.failed.is_none()
+        {
+            self.consumed += 1;
+            return true;
+        }
+        false
     }
 
     /// [`decode`](Self::decode) for everything but a bare line feed between frames.
@@ -311,18 +331,9 @@ impl Decoder {
                 self.consumed += len as u64;
                 Item::Heartbeat
             }
-            Found::Fast {
-                command,
-                body_start,
-                nul,
-            } => {
-                let data = self.cut_frame(buf, nul);
-                let headers = HeaderIndex::Inline(self.progress.inline);
-                Item::Frame(Frame::decoded(command, data, headers, body_start))
-            }
-            Found::Frame(nul) => {
-                let data = self.cut_frame(buf, nul);
-                let (command, headers, body_start) = self.finish_frame();
+            Found::Frame(end) => {
+                let data = self.cut_frame(buf, end.nul());
+                let (command, headers, body_start) = self.frame_parts(end);
                 Item::Frame(Frame::decoded(command, data, headers, body_start))
             }
         }))
@@ -334,11 +345,12 @@ impl Decoder {
     ///
     /// The same decoder as [`decode`](Self::decode), for callers that own their buffer (a
     /// slice of a read buffer, a memory-mapped capture) and look at each frame before moving
-    /// on: no reference count and no copy per frame. Rules, limits and errors are the same,
+    /// on: no reference count per frame, and for a plain head of up to eight headers (what
+    /// brokers send) no allocation or copy either. Rules, limits and errors are the same,
     /// and so is the incremental contract: `Ok(None)` means the item is not complete, and
-    /// the next call must be given the same bytes again, with more after them. A buffer
-    /// shorter than what the decoder has already looked at is an
-    /// [`Error::BufferShrank`].
+    /// the next call must be given the same bytes again, with more after them (a shorter
+    /// buffer is an [`Error::BufferShrank`]). When the stream has ended,
+    /// [`decode_slice_eof`](Self::decode_slice_eof) reports a truncated last frame.
     ///
     /// ```
     /// use stompkit_codec::{Command, Decoder, ItemRef, Version};
@@ -364,11 +376,25 @@ impl Decoder {
         &mut self,
         buf: &'a [u8],
     ) -> Result<Option<(ItemRef<'a>, usize)>, Error> {
-        if buf.first() == Some(&b'\n') && self.between_frames() {
-            self.consumed += 1;
+        if self.bare_line_feed(buf) {
             return Ok(Some((ItemRef::Heartbeat, 1)));
         }
         self.decode_slice_item(buf)
+    }
+
+    /// Like [`decode_slice`](Self::decode_slice), for when the stream has ended: bytes left
+    /// in `buf` that do not form a complete item are an [`Error::Truncated`], as with
+    /// [`decode_eof`](Self::decode_eof). Call it in place of `decode_slice` once `buf` holds
+    /// the rest of the stream, until it returns `Ok(None)`.
+    pub fn decode_slice_eof<'a>(
+        &mut self,
+        buf: &'a [u8],
+    ) -> Result<Option<(ItemRef<'a>, usize)>, Error> {
+        match self.decode_slice(buf)? {
+            Some(found) => Ok(Some(found)),
+            None if buf.is_empty() => Ok(None),
+            None => Err(self.truncated(buf.len())),
+        }
     }
 
     /// [`decode_slice`](Self::decode_slice) for everything but a bare line feed between
@@ -382,19 +408,13 @@ impl Decoder {
             Found::Failed => return Err(self.failure()),
             Found::NeedMore => return Ok(None),
             Found::Heartbeat(len) => (ItemRef::Heartbeat, len),
-            Found::Fast {
-                command,
-                body_start,
-                nul,
-            } => {
-                let headers = HeaderIndex::Inline(self.progress.inline);
-                let frame = FrameRef::new(command, &buf[..=nul], headers, body_start);
-                (ItemRef::Frame(frame), nul + 1)
-            }
-            Found::Frame(nul) => {
-                let (command, headers, body_start) = self.finish_frame();
-                let frame = FrameRef::new(command, &buf[..=nul], headers, body_start);
-                (ItemRef::Frame(frame), nul + 1)
+            Found::Frame(end) => {
+                let (command, headers, body_start) = self.frame_parts(end);
+                let data = &buf[..=end.nul()];
+                (
+                    ItemRef::Frame(FrameRef::new(command, data, headers, body_start)),
+                    data.len(),
+                )
             }
         };
         self.consumed += len as u64;
@@ -426,11 +446,11 @@ impl Decoder {
             if let Some(head) = fast {
                 // The usual case: the body is buffered too; the frame can be taken at once.
                 if let Some(nul) = self.fast_body_end(buf, &head) {
-                    return Found::Fast {
+                    return Found::Frame(FrameEnd::Fast {
                         command: head.command,
                         body_start: head.body_start,
                         nul,
-                    };
+                    });
                 }
                 self.progress
                     .start_fast(head, self.escaping_for(head.command));
@@ -440,7 +460,7 @@ impl Decoder {
                 }
                 match self.read_head(buf) {
                     Ok(true) => {}
-                    Ok(false) => return Found::NeedMore,
+                    Ok(false) => return self.need_more(buf),
                     Err(error) => return self.poison(error),
                 }
             }
@@ -448,21 +468,48 @@ impl Decoder {
             return self.poison(error);
         }
         match self.body_end(buf) {
-            Ok(Some(nul)) => Found::Frame(nul),
-            Ok(None) => Found::NeedMore,
+            Ok(Some(nul)) => Found::Frame(FrameEnd::Recorded { nul }),
+            Ok(None) => self.need_more(buf),
             Err(error) => self.poison(error),
         }
     }
 
-    /// When a call resumes a frame, `buf` must still hold every byte of it looked at before
-    /// (the front of the stream is taken off only with the items).
+    /// The frame is not complete in `buf`: remembers how much of it was given, which the
+    /// next call must give again.
+    #[inline]
+    fn need_more(&mut self, buf: &[u8]) -> Found {
+        self.progress.given = buf.len();
+        Found::NeedMore
+    }
+
+    /// The command, header index and body start of the frame `end` found, leaving the
+    /// decoder ready for the next frame.
+    #[inline(always)]
+    fn frame_parts(&mut self, end: FrameEnd) -> (Command, HeaderIndex, usize) {
+        match end {
+            FrameEnd::Fast {
+                command,
+                body_start,
+                ..
+            } => (
+                command,
+                HeaderIndex::Inline(self.progress.inline),
+                body_start,
+            ),
+            FrameEnd::Recorded { .. } => self.finish_frame(),
+        }
+    }
+
+    /// When a call resumes a frame, `buf` must still hold every byte of it given before (the
+    /// front of the stream is taken off only with the items). Only the length can be
+    /// checked: bytes taken off the front and as many appended go unnoticed.
     #[inline]
     fn check_resumed(&self, buf: &[u8]) -> Result<(), Error> {
-        let seen = self.progress.scan.max(self.progress.body_start);
-        if buf.len() < seen {
+        let given = self.progress.given;
+        if buf.len() < given {
             return Err(Error::BufferShrank {
                 offset: self.consumed,
-                seen,
+                seen: given,
                 buffered: buf.len(),
             });
         }
@@ -490,15 +537,19 @@ impl Decoder {
         match self.decode(buf)? {
             Some(item) => Ok(Some(item)),
             None if buf.is_empty() => Ok(None),
-            None => {
-                let error = Error::Truncated {
-                    offset: self.consumed,
-                    buffered: buf.len(),
-                };
-                self.failed = Some(error.clone());
-                Err(error)
-            }
+            None => Err(self.truncated(buf.len())),
         }
+    }
+
+    /// The stream ended with `buffered` bytes of an unfinished item: the error, remembered.
+    #[cold]
+    fn truncated(&mut self, buffered: usize) -> Error {
+        let error = Error::Truncated {
+            offset: self.consumed,
+            buffered,
+        };
+        self.failed = Some(error.clone());
+        error
     }
 
     /// Looks at the first bytes of a frame slot: an EOL there is a heart-beat.
@@ -1025,7 +1076,8 @@ impl Progress {
         self.scan = head.body_start;
     }
 
-    /// Back to the start of a frame, keeping the header storage's allocation if it spilled.
+    /// Back to the start of a frame. (The header storage is empty and inline again: a frame
+    /// that spilled it took its allocation along, in its shared index.)
     #[inline]
     fn reset(&mut self) {
         self.command = None;
@@ -1036,6 +1088,7 @@ impl Progress {
         self.line_colon = None;
         self.content_length = None;
         self.body_start = 0;
+        self.given = 0;
     }
 }
 
@@ -1067,15 +1120,34 @@ enum Found {
     NeedMore,
     /// A heart-beat EOL of this many bytes.
     Heartbeat(usize),
-    /// A frame read wholly by the fast path (its headers are in [`Progress::inline`]).
+    /// A complete frame.
+    Frame(FrameEnd),
+}
+
+/// A complete frame at the front of the buffer, and where what is known of its head is.
+#[derive(Clone, Copy)]
+enum FrameEnd {
+    /// Read wholly by the fast path in this call (its headers are in [`Progress::inline`]).
     Fast {
         command: Command,
         body_start: usize,
         /// Offset of the NUL that ends it.
         nul: usize,
     },
-    /// A frame whose head is recorded in the decoder's progress, whose NUL is at this offset.
-    Frame(usize),
+    /// Its head is recorded in the decoder's progress.
+    Recorded {
+        /// Offset of the NUL that ends it.
+        nul: usize,
+    },
+}
+
+impl FrameEnd {
+    #[inline]
+    fn nul(self) -> usize {
+        match self {
+            Self::Fast { nul, .. } | Self::Recorded { nul } => nul,
+        }
+    }
 }
 
 enum Boundary {

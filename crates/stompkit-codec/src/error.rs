@@ -160,16 +160,17 @@ pub enum Error {
         /// How many bytes of the unfinished frame were buffered.
         buffered: usize,
     },
-    /// The caller gave the decoder fewer bytes than it had already looked at in the frame it
-    /// was reading: bytes were taken off the front of the buffer (or the buffer was cut)
-    /// in the middle of a frame. Only whole items may be taken off.
+    /// The caller gave the decoder fewer bytes of the frame it was reading than in the call
+    /// before: bytes were taken off the front of the buffer (or the buffer was cut) in the
+    /// middle of a frame. Only whole items may be taken off. (Only lengths are compared:
+    /// bytes taken off and as many appended cannot be told apart from new bytes.)
     #[error(
         "byte {offset}: the buffer holds {buffered} bytes of the frame being decoded, but {seen} were given before; take bytes off only after the decoder returns an item"
     )]
     BufferShrank {
         /// Stream offset of the start of the unfinished frame.
         offset: u64,
-        /// Bytes of the frame the decoder had already looked at.
+        /// Bytes of the frame given in the call before.
         seen: usize,
         /// Bytes of it in the buffer now.
         buffered: usize,

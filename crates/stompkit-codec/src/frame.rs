@@ -390,11 +390,7 @@ impl Frame {
 
     /// A builder holding a copy of this frame's headers and its body, to change them.
     pub fn to_builder(&self) -> FrameBuilder {
-        let mut builder = Self::builder(self.command);
-        for (name, value) in self.headers() {
-            builder = builder.header(name, value);
-        }
-        builder.body(self.body_bytes())
+        builder_from(self.parts(), self.body_bytes())
     }
 }
 
@@ -463,8 +459,16 @@ fn debug_frame(
 
 /// A frame decoded in place by [`Decoder::decode_slice`](crate::Decoder::decode_slice): its
 /// header names, values and body are slices of the caller's buffer (a header that had to be
-/// unescaped is a copy held by the frame). It has [`Frame`]'s read methods;
-/// [`to_frame`](Self::to_frame) makes an owned [`Frame`] of it.
+/// unescaped is a copy held by the frame, and so is the index of a frame with more than eight
+/// headers). It has [`Frame`]'s read methods; [`to_frame`](Self::to_frame) makes an owned
+/// [`Frame`] of it (also `Frame::from`), [`to_builder`](Self::to_builder) a builder to change
+/// it, and [`Encoder::encode_parts`](crate::Encoder::encode_parts)
+/// (`encoder.encode_parts(frame.command(), frame.headers(), frame.body(), &mut dst)`) writes
+/// it again without either.
+///
+/// [`body`](Self::body) and [`as_bytes`](Self::as_bytes) borrow the buffer for as long as it
+/// lives; header names and values borrow the `FrameRef` (they may be its own unescaped
+/// copies), so keep the frame, or copy the values, to use them after it is dropped.
 #[derive(Clone)]
 pub struct FrameRef<'a> {
     /// The frame's bytes as received, from the command through the closing NUL.
@@ -540,6 +544,26 @@ impl<'a> FrameRef<'a> {
             self.body_start as usize,
         )
     }
+
+    /// A builder holding a copy of this frame's headers and its body, to change them.
+    pub fn to_builder(&self) -> FrameBuilder {
+        builder_from(self.parts(), Bytes::copy_from_slice(self.body()))
+    }
+}
+
+impl From<FrameRef<'_>> for Frame {
+    fn from(frame: FrameRef<'_>) -> Self {
+        frame.to_frame()
+    }
+}
+
+/// A builder for the frame `parts` describes, with `body` (the same bytes as in `parts`).
+fn builder_from((command, headers, _): Parts<'_>, body: Bytes) -> FrameBuilder {
+    headers
+        .fold(Frame::builder(command), |builder, (name, value)| {
+            builder.header(name, value)
+        })
+        .body(body)
 }
 
 impl PartialEq for FrameRef<'_> {

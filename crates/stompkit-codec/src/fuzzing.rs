@@ -63,9 +63,11 @@ pub fn decode_chunked(
 }
 
 /// Decodes `data` through [`Decoder::decode_slice`]: the caller's buffer grows by the chunk
-/// sizes of [`decode_chunked`], and each item's bytes are dropped from its front. Returns the
-/// items (owned) and the error; bytes left at the end are reported as
-/// [`Decoder::decode_eof`] reports them, so the result must equal [`decode_chunked`]'s.
+/// sizes of [`decode_chunked`], each item's bytes are dropped from its front, and the last
+/// chunk goes through [`Decoder::decode_slice_eof`]. Returns the items (owned) and the error,
+/// which must equal [`decode_chunked`]'s. Checks the same contract on the way: every item
+/// consumes bytes inside the buffer, an error repeats and points inside the input, and a
+/// stream decoded without error is consumed to its last byte.
 pub fn decode_slice_chunked(
     version: Version,
     limits: Limits,
@@ -75,34 +77,57 @@ pub fn decode_slice_chunked(
     let mut decoder = Decoder::with_limits(version, limits);
     let mut sizes = chunks.iter().cycle();
     let (mut items, mut taken, mut end) = (Vec::new(), 0, 0);
-    while end < data.len() {
+    loop {
         end = match sizes.next() {
             Some(&size) => (end + size.max(1)).min(data.len()),
             None => data.len(),
         };
+        let at_eof = end == data.len();
         loop {
-            match decoder.decode_slice(&data[taken..end]) {
+            let buf = &data[taken..end];
+            let step = if at_eof {
+                decoder.decode_slice_eof(buf)
+            } else {
+                decoder.decode_slice(buf)
+            };
+            match step {
                 Ok(Some((item, len))) => {
                     assert!(
-                        len > 0 && taken + len <= end,
+                        len > 0 && len <= buf.len(),
                         "item length {len} out of range"
                     );
-                    items.push(item.to_item());
+                    items.push(Item::from(item));
                     taken += len;
                 }
                 Ok(None) => break,
-                Err(error) => return (items, Some(error)),
+                Err(error) => {
+                    let offset = error.offset().expect("a decoding error has an offset");
+                    assert!(offset <= data.len() as u64, "error offset past the input");
+                    let again = decoder.decode_slice(&data[taken..end]).map(|_| ());
+                    assert_eq!(
+                        again.map_err(|e| e.to_string()),
+                        Err(error.to_string()),
+                        "a later call gave another result"
+                    );
+                    return (items, Some(error));
+                }
             }
         }
+        if at_eof {
+            assert_eq!(
+                taken,
+                data.len(),
+                "decode_slice_eof returned None with bytes left"
+            );
+            assert_eq!(
+                decoder.consumed(),
+                data.len() as u64,
+                "bytes unaccounted for"
+            );
+            assert!(!decoder.is_mid_frame(), "mid-frame after a clean end");
+            return (items, None);
+        }
     }
-    if taken == data.len() {
-        return (items, None);
-    }
-    let truncated = Error::Truncated {
-        offset: decoder.consumed(),
-        buffered: data.len() - taken,
-    };
-    (items, Some(truncated))
 }
 
 fn decode_stream(version: Version, limits: Limits, data: &[u8], chunks: &[usize]) -> Outcome {

@@ -19,9 +19,10 @@ pub(crate) struct Masks {
     pub(crate) cr: u64,
 }
 
-/// The last bytes of a stream, fewer than [`BLOCK`], padded to a block with `pad` (a byte
-/// the scan does not look for).
-#[cold]
+/// The last bytes of a buffer, fewer than [`BLOCK`], padded to a block with `pad` (a byte
+/// the scan does not look for). Every head that ends near the end of the buffer (a frame
+/// per read) comes here once.
+#[inline]
 fn padded(bytes: &[u8], pad: u8) -> [u8; BLOCK] {
     let mut block = [pad; BLOCK];
     block[..bytes.len()].copy_from_slice(bytes);

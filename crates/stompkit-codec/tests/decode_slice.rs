@@ -3,7 +3,7 @@
 //! properties.rs and fast_path.rs; these tests cover what only the in-place API has.
 
 use bytes::BytesMut;
-use stompkit_codec::{Command, Decoder, Error, Item, ItemRef, Version};
+use stompkit_codec::{Command, Decoder, Encoder, Error, Frame, Item, ItemRef, Version};
 
 /// A CONNECTED frame with a credential-like header, then a MESSAGE with ten headers (more
 /// than an inline index holds) one of them escaped, a body holding a NUL, then a heart-beat.
@@ -76,8 +76,10 @@ fn a_partial_item_is_none_until_the_rest_arrives() {
     assert!(!decoder.is_mid_frame());
 }
 
-/// Taking bytes off the front in the middle of a frame is the caller's mistake, reported
-/// as an error (never a panic or a wrong frame), by either API.
+/// Taking bytes off the front in the middle of a frame is the caller's mistake; when it
+/// leaves fewer bytes than the call before saw, either API reports it as an error, never a
+/// panic. (Only the length can be checked: bytes taken off and as many appended go
+/// unnoticed.)
 #[test]
 fn a_buffer_that_shrank_mid_frame_is_an_error() {
     let partial = b"SEND\ndestination:/queue/a\n\nno content-length yet";
@@ -115,4 +117,78 @@ fn a_buffer_that_shrank_mid_frame_is_an_error() {
     assert_eq!(decoder.decode_slice(b"SEND\ndestin").unwrap(), None);
     let error = decoder.decode_slice(b"SEND\n").unwrap_err();
     assert!(matches!(error, Error::BufferShrank { .. }), "{error:?}");
+}
+
+/// Inside a `content-length` body, too: the check is against what the call before was given.
+#[test]
+fn a_buffer_that_shrank_inside_a_counted_body_is_an_error() {
+    let partial = b"SEND\ndestination:/queue/a\ncontent-length:9\n\nabcdef";
+    let mut decoder = Decoder::new(Version::V1_2);
+    assert_eq!(decoder.decode_slice(partial).unwrap(), None);
+    let error = decoder
+        .decode_slice(&partial[..partial.len() - 2])
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::BufferShrank { seen, .. } if seen == partial.len()),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn decode_slice_eof_reports_a_truncated_last_frame() {
+    let stream = b"SEND\ndestination:/q\n\nok\0\nSEND\ndestination:/q\n";
+    let mut decoder = Decoder::new(Version::V1_2);
+    let mut at = 0;
+    let mut frames = 0;
+    let error = loop {
+        match decoder.decode_slice_eof(&stream[at..]) {
+            Ok(Some((item, len))) => {
+                frames += usize::from(matches!(item, ItemRef::Frame(_)));
+                at += len;
+            }
+            Ok(None) => panic!("a truncated stream ended cleanly"),
+            Err(error) => break error,
+        }
+    };
+    assert_eq!(frames, 1);
+    assert!(
+        matches!(error, Error::Truncated { offset, buffered } if offset == at as u64 && buffered == stream.len() - at),
+        "{error:?}"
+    );
+    // A lone CR at the end of a 1.2 stream is a truncated CRLF, not nothing.
+    let mut decoder = Decoder::new(Version::V1_2);
+    assert!(matches!(
+        decoder.decode_slice_eof(b"\r"),
+        Err(Error::Truncated { buffered: 1, .. })
+    ));
+    // And a clean end is `None`.
+    assert_eq!(
+        Decoder::new(Version::V1_2).decode_slice_eof(b"").unwrap(),
+        None
+    );
+}
+
+#[test]
+fn a_borrowed_frame_converts_rebuilds_and_reencodes() {
+    let wire = b"MESSAGE\ndestination:/queue/a\nx:a\\cb\ncontent-length:2\n\nhi\0";
+    let mut decoder = Decoder::new(Version::V1_2);
+    let (item, _) = decoder.decode_slice(wire).unwrap().unwrap();
+    let owned = Item::from(item.clone());
+    let frame = item.into_frame().unwrap();
+    assert_eq!(owned, Item::Frame(Frame::from(frame.clone())));
+
+    let changed = frame.to_builder().header("y", "1").build();
+    assert_eq!(changed.header("x"), Some(&b"a:b"[..]));
+    assert_eq!(changed.header("y"), Some(&b"1"[..]));
+    assert_eq!(changed.body(), b"hi");
+
+    // Written again straight from the borrowed parts, it is the same frame.
+    let mut out = BytesMut::new();
+    Encoder::new(Version::V1_2)
+        .encode_parts(frame.command(), frame.headers(), frame.body(), &mut out)
+        .unwrap();
+    let Some(Item::Frame(again)) = Decoder::new(Version::V1_2).decode(&mut out).unwrap() else {
+        panic!("the re-encoded frame decodes");
+    };
+    assert_eq!(frame, again);
 }

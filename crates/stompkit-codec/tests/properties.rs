@@ -230,8 +230,8 @@ fn decode_pieces(
     (items, None)
 }
 
-/// Chunk sizes that cut `data` of `len` bytes at `points` (in any order; a repeated cut
-/// counts once).
+/// Chunk sizes from `points` in `0..=len`: the gaps between them, sorted (a repeated point
+/// counts once). The decoders cycle through the sizes until the input ends.
 fn chunk_sizes(points: &[Index], len: usize) -> Vec<usize> {
     let mut cuts = cut_points(points, len);
     cuts.push(0);
