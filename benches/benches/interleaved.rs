@@ -4,8 +4,12 @@
 //! the anchor's time over stompkit's (a paired ratio, measured within milliseconds).
 //!
 //! ```text
-//! cargo bench -p stompkit-benches --bench interleaved -- [ROUNDS]   (default 400)
+//! cargo bench -p stompkit-benches --bench interleaved -- [ROUNDS] [--out FILE]
 //! ```
+//!
+//! ROUNDS defaults to 2000 (about 3 s). With `--out`, the table is also written to FILE;
+//! `cargo xtask bench` writes it next to criterion's results, where `perf-report` puts it
+//! into `docs/performance.md`.
 //!
 //! The criterion run (`--bench codec`) times each decoder for seconds in turn; on a machine
 //! whose speed changes from one second to the next, its ratios move with the machine. This
@@ -72,9 +76,13 @@ fn main() {
     let benching = args.iter().any(|a| a == "--bench");
     let rounds: usize = match args.iter().find_map(|a| a.parse().ok()) {
         Some(n) if benching => n,
-        _ if benching => 400,
+        _ if benching => 2000,
         _ => 1,
     };
+    let out = args
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|i| args.get(i + 1));
     // As in the criterion bench: a warmed-up allocator (see `warm_allocator` there).
     drop(black_box(Vec::<u8>::with_capacity(16 * 1024 * 1024)));
     let corpus = Kind::Small.build();
@@ -90,11 +98,18 @@ fn main() {
         }
     }
     if benching {
-        report(rounds, &times);
+        let table = report(rounds, &times);
+        let _ = std::io::stdout().write_all(table.as_bytes());
+        if let Some(path) = out {
+            if let Err(e) = std::fs::write(path, &table) {
+                panic!("writing {path}: {e}");
+            }
+        }
     }
 }
 
-fn report(rounds: usize, times: &[Vec<f64>]) {
+/// The distributions and the paired ratios as a markdown table.
+fn report(rounds: usize, times: &[Vec<f64>]) -> String {
     let mut out = String::new();
     out.push_str(&format!(
         "decode (a), {rounds} interleaved rounds, µs per corpus (1000 frames)\n\n\
@@ -122,7 +137,7 @@ fn report(rounds: usize, times: &[Vec<f64>]) {
             at(&paired, 0.9),
         ));
     }
-    let _ = std::io::stdout().write_all(out.as_bytes());
+    out
 }
 
 fn sorted(mut values: Vec<f64>) -> Vec<f64> {

@@ -3,8 +3,8 @@
 //! - `ci`: everything CI checks, in the order a failure is cheapest to find: formatting,
 //!   clippy, tests (unit, integration, property, doc, fuzz-corpus replay), documentation.
 //! - `fuzz [--seconds N]`: every cargo-fuzz target for N seconds each (nightly toolchain).
-//! - `bench`: the criterion comparison with the other Rust STOMP codecs and the report in
-//!   `docs/performance.md`.
+//! - `bench`: the criterion comparison with the other Rust STOMP codecs, the interleaved
+//!   decode (a) comparison, and the report in `docs/performance.md`.
 //!
 //! Each task prints the commands it runs and stops at the first failure with its exit code.
 
@@ -130,6 +130,25 @@ fn bench() -> Result<(), String> {
         "--measurement-time",
         "3",
     ]))?;
+    // The decode (a) comparison interleaved round by round (see benches/interleaved.rs),
+    // next to criterion's results, for the report.
+    let criterion = env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root().join("target"), PathBuf::from)
+        .join("criterion");
+    std::fs::create_dir_all(&criterion)
+        .map_err(|e| format!("creating {}: {e}", criterion.display()))?;
+    run(Command::new(&cargo)
+        .args([
+            "bench",
+            "-p",
+            "stompkit-benches",
+            "--bench",
+            "interleaved",
+            "--",
+            "2000",
+            "--out",
+        ])
+        .arg(criterion.join("interleaved.md")))?;
     run(Command::new(&cargo).args(["run", "-p", "stompkit-benches", "--bin", "perf-report"]))
 }
 

@@ -150,7 +150,8 @@ fn run() -> Result<(), String> {
         ));
     }
 
-    let section = render(&corpora, &results, &workspace);
+    let mut section = render(&corpora, &results, &workspace);
+    section.push_str(&interleaved(&criterion.join("interleaved.md"))?);
     let document = match fs::read_to_string(&out) {
         Ok(text) => splice(&text, &section)?,
         Err(e) if e.kind() == io::ErrorKind::NotFound => template(&section),
@@ -334,6 +335,26 @@ fn render(corpora: &HashMap<Kind, Corpus>, results: &Results, workspace: &Path) 
         render_group(&mut s, group, corpus, results);
     }
     s
+}
+
+/// The interleaved decode (a) comparison that `cargo xtask bench` writes next to criterion's
+/// results, as a subsection; nothing when it has not been run.
+fn interleaved(path: &Path) -> Result<String, String> {
+    let table = match fs::read_to_string(path) {
+        Ok(table) => table,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(String::new()),
+        Err(e) => return Err(format!("reading {}: {e}", path.display())),
+    };
+    let written = fs::metadata(path)
+        .and_then(|m| m.modified())
+        .map_err(|e| format!("reading {}: {e}", path.display()))?;
+    Ok(format!(
+        "### Interleaved decode (a)\n\n\
+         `cargo bench -p stompkit-benches --bench interleaved`, written {}: each round decodes \
+         (a) once with each decoder, the order turning; the paired ratio is the anchor's time \
+         over this decoder's in the same round.\n\n{table}\n",
+        utc(written)
+    ))
 }
 
 fn render_group(s: &mut String, group: &Group, corpus: &Corpus, results: &Results) {
