@@ -101,9 +101,7 @@ fn main() {
         let table = report(rounds, &times);
         let _ = std::io::stdout().write_all(table.as_bytes());
         if let Some(path) = out {
-            if let Err(e) = std::fs::write(path, &table) {
-                panic!("writing {path}: {e}");
-            }
+            std::fs::write(path, &table).unwrap_or_else(|e| panic!("writing {path}: {e}"));
         }
     }
 }
