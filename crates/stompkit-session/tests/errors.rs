@@ -42,17 +42,7 @@ fn an_error_frame_ends_the_connection_fails_pending_receipts_and_reports_the_mes
     }));
     assert!(sim.events.contains(&Event::CloseTransport));
     assert!(matches!(sim.session.state(), State::Reconnecting { .. }));
-    assert_eq!(
-        sim.session
-            .attempts()
-            .last()
-            .unwrap()
-            .failure
-            .as_ref()
-            .unwrap()
-            .kind,
-        FailureKind::ServerError
-    );
+    assert_eq!(last_failure(&sim.session).kind, FailureKind::ServerError);
     assert_eq!(sim.session.stats().errors, 1);
     // It is retryable.
     sim.advance(secs(1));
@@ -63,17 +53,7 @@ fn an_error_frame_ends_the_connection_fails_pending_receipts_and_reports_the_mes
 fn undecodable_bytes_from_the_broker_are_a_protocol_failure() {
     let mut sim = Sim::connected(Sim::config(), BrokerConfig::default());
     sim.broker_says(b"HELLO WORLD\nthis:is\nnot stomp\n\n\0");
-    assert_eq!(
-        sim.session
-            .attempts()
-            .last()
-            .unwrap()
-            .failure
-            .as_ref()
-            .unwrap()
-            .kind,
-        FailureKind::Protocol
-    );
+    assert_eq!(last_failure(&sim.session).kind, FailureKind::Protocol);
     assert!(sim.events.contains(&Event::CloseTransport));
 }
 
@@ -81,14 +61,7 @@ fn undecodable_bytes_from_the_broker_are_a_protocol_failure() {
 fn a_client_frame_from_the_broker_is_a_protocol_failure() {
     let mut sim = Sim::connected(Sim::config(), BrokerConfig::default());
     sim.broker_says(b"SEND\ndestination:/queue/a\n\nx\0");
-    let failure = sim
-        .session
-        .attempts()
-        .last()
-        .unwrap()
-        .failure
-        .clone()
-        .unwrap();
+    let failure = last_failure(&sim.session).clone();
     assert_eq!(failure.kind, FailureKind::Protocol);
     assert!(failure.detail.contains("SEND"));
 }

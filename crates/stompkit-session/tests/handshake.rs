@@ -201,17 +201,7 @@ fn unknown_vhost_is_an_auth_failure() {
     assert_eq!(&session.poll_transmit().unwrap()[..], &steps[0].data[..]);
     session.handle_input(now, &server_bytes(&steps, &[])[0]);
     assert_eq!(session.state(), State::Closed);
-    assert!(
-        session
-            .attempts()
-            .last()
-            .unwrap()
-            .failure
-            .as_ref()
-            .unwrap()
-            .detail
-            .contains("Virtual host")
-    );
+    assert!(last_failure(&session).detail.contains("Virtual host"));
 }
 
 #[test]
@@ -309,14 +299,7 @@ fn no_connected_within_the_connect_timeout_is_a_timeout_failure() {
     sim.connect();
     sim.advance(secs(5));
     assert!(matches!(sim.session.state(), State::Reconnecting { .. }));
-    let failure = sim
-        .session
-        .attempts()
-        .last()
-        .unwrap()
-        .failure
-        .clone()
-        .unwrap();
+    let failure = last_failure(&sim.session).clone();
     assert_eq!(failure.kind, FailureKind::Timeout);
     assert!(sim.events.contains(&Event::CloseTransport));
 }
@@ -329,17 +312,7 @@ fn a_frame_other_than_connected_during_the_handshake_is_a_protocol_failure() {
     session.transport_connected(now, Credentials::anonymous());
     session.handle_input(now, b"RECEIPT\nreceipt-id:x\n\n\0");
     assert!(matches!(session.state(), State::Reconnecting { .. }));
-    assert_eq!(
-        session
-            .attempts()
-            .last()
-            .unwrap()
-            .failure
-            .as_ref()
-            .unwrap()
-            .kind,
-        FailureKind::Protocol
-    );
+    assert_eq!(last_failure(&session).kind, FailureKind::Protocol);
 }
 
 #[test]

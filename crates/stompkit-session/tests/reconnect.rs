@@ -401,14 +401,7 @@ fn a_broker_that_vanishes_mid_frame_delivers_nothing_partial_and_the_message_com
     );
     sim.drop_link();
     assert!(matches!(sim.session.state(), State::Reconnecting { .. }));
-    let failure = sim
-        .session
-        .attempts()
-        .last()
-        .unwrap()
-        .failure
-        .clone()
-        .unwrap();
+    let failure = last_failure(&sim.session).clone();
     assert_eq!(failure.kind, FailureKind::Network);
 
     // The broker still holds the unacknowledged message and delivers it on the new connection.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use stompkit_codec::{Command, Decoder, Encoder, Frame, Item, Version};
-use stompkit_session::{CloseReason, Credentials, Event, Session, SessionConfig, State};
+use stompkit_session::{CloseReason, Credentials, Event, Failure, Session, SessionConfig, State};
 
 pub const fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -799,6 +799,21 @@ pub struct Step {
 }
 
 /// Loads a transcript from `tests/transcripts/<name>.json`.
+/// The failure that ended the session's last connection attempt.
+///
+/// # Panics
+/// If there was no attempt, or the last one did not fail.
+#[track_caller]
+pub fn last_failure(session: &Session) -> &Failure {
+    session
+        .attempts()
+        .last()
+        .expect("a connection attempt")
+        .failure
+        .as_ref()
+        .expect("the last attempt failed")
+}
+
 pub fn transcript(name: &str) -> Vec<Step> {
     let path = format!(
         "{}/tests/transcripts/{name}.json",
