@@ -21,7 +21,9 @@ pub(crate) struct Masks {
 
 /// The last bytes of a buffer, fewer than [`BLOCK`], padded to a block with `pad` (a byte
 /// the scan does not look for). Every head that ends near the end of the buffer (a frame
-/// per read) comes here once.
+/// per read) comes here once. Each scanner below picks whole or padded block itself: behind
+/// a shared helper taking the scan as a closure, the compiler stopped inlining the fast
+/// path's scan (about 35 more instructions per frame).
 #[inline]
 fn padded(bytes: &[u8], pad: u8) -> [u8; BLOCK] {
     let mut block = [pad; BLOCK];
