@@ -321,8 +321,18 @@ impl Decoder {
     /// [`decode`](Self::decode) for everything but a bare line feed between frames.
     #[inline(never)]
     fn decode_item(&mut self, buf: &mut BytesMut) -> Result<Option<Item>, Error> {
-        // The frame is built in place: the result is written once, never copied out of a
-        // temporary.
+        // The usual frame returns from here, built in place: the result is written once,
+        // never copied out of a temporary or dispatched on.
+        if let Some(fast) = self.fast_frame(buf) {
+            let data = self.cut_frame(buf, fast.nul);
+            let headers = HeaderIndex::Inline(self.progress.inline);
+            return Ok(Some(Item::Frame(Frame::decoded(
+                fast.command,
+                data,
+                headers,
+                fast.body_start,
+            ))));
+        }
         Ok(Some(match self.find(buf) {
             Found::Failed => return Err(self.failure()),
             Found::NeedMore => return Ok(None),
@@ -331,9 +341,9 @@ impl Decoder {
                 self.consumed += len as u64;
                 Item::Heartbeat
             }
-            Found::Frame(end) => {
-                let data = self.cut_frame(buf, end.nul());
-                let (command, headers, body_start) = self.frame_parts(end);
+            Found::Frame { nul } => {
+                let data = self.cut_frame(buf, nul);
+                let (command, headers, body_start) = self.finish_frame();
                 Item::Frame(Frame::decoded(command, data, headers, body_start))
             }
         }))
@@ -404,71 +414,96 @@ impl Decoder {
         &mut self,
         buf: &'a [u8],
     ) -> Result<Option<(ItemRef<'a>, usize)>, Error> {
+        if let Some(fast) = self.fast_frame(buf) {
+            let headers = HeaderIndex::Inline(self.progress.inline);
+            return Ok(Some(self.slice_frame(
+                buf,
+                fast.nul,
+                (fast.command, headers, fast.body_start),
+            )));
+        }
         let (item, len) = match self.find(buf) {
             Found::Failed => return Err(self.failure()),
             Found::NeedMore => return Ok(None),
             Found::Heartbeat(len) => (ItemRef::Heartbeat, len),
-            Found::Frame(end) => {
-                let (command, headers, body_start) = self.frame_parts(end);
-                let data = &buf[..=end.nul()];
-                (
-                    ItemRef::Frame(FrameRef::new(command, data, headers, body_start)),
-                    data.len(),
-                )
+            Found::Frame { nul } => {
+                let parts = self.finish_frame();
+                return Ok(Some(self.slice_frame(buf, nul, parts)));
             }
         };
         self.consumed += len as u64;
         Ok(Some((item, len)))
     }
 
-    /// Finds the end of the next item at the front of `buf`, reading as much of it as is
-    /// buffered; takes nothing off. An error is remembered (every later call returns it) and
-    /// found as [`Found::Failed`].
+    /// The frame ending with the NUL at `nul`, in place, and its length; counts it as
+    /// consumed.
+    #[inline(always)]
+    fn slice_frame<'a>(
+        &mut self,
+        buf: &'a [u8],
+        nul: usize,
+        (command, headers, body_start): (Command, HeaderIndex, usize),
+    ) -> (ItemRef<'a>, usize) {
+        let data = &buf[..=nul];
+        self.consumed += data.len() as u64;
+        (
+            ItemRef::Frame(FrameRef::new(command, data, headers, body_start)),
+            data.len(),
+        )
+    }
+
+    /// The fast path's whole frame at the front of `buf`, when there is one: a plain head
+    /// read by [`fast_head`](Self::fast_head) at the start of a frame, with its
+    /// `content-length` body and NUL buffered (its headers are in [`Progress::inline`]).
+    /// When only the head is whole, records it for [`find`](Self::find) to read the body;
+    /// when the fast path does not apply, leaves everything to `find`.
+    #[inline(always)]
+    fn fast_frame(&mut self, buf: &[u8]) -> Option<FastFrame> {
+        if self.failed.is_some() || self.progress.body_start != 0 || self.progress.scan != 0 {
+            return None;
+        }
+        let head = self.fast_head(buf)?;
+        if let Some(nul) = self.fast_body_end(buf, &head) {
+            return Some(FastFrame {
+                command: head.command,
+                body_start: head.body_start,
+                nul,
+            });
+        }
+        self.progress
+            .start_fast(head, self.escaping_for(head.command));
+        None
+    }
+
+    /// Finds the end of the next item at the front of `buf` the careful way, reading as
+    /// much of it as is buffered; takes nothing off. Called after
+    /// [`fast_frame`](Self::fast_frame) found no whole frame. An error is remembered (every
+    /// later call returns it) and found as [`Found::Failed`].
     #[inline(always)]
     fn find(&mut self, buf: &[u8]) -> Found {
         if self.failed.is_some() {
             return Found::Failed;
         }
-        if self.progress.body_start == 0 {
-            if self.progress.scan == 0 {
-                match self.heartbeat(buf) {
-                    Ok(Boundary::Heartbeat(len)) => return Found::Heartbeat(len),
-                    Ok(Boundary::NeedMore) => return Found::NeedMore,
-                    Ok(Boundary::Frame) => {}
-                    Err(error) => return self.poison(error),
-                }
+        if self.progress.body_start == 0 && self.progress.scan == 0 {
+            match self.heartbeat(buf) {
+                Ok(Boundary::Heartbeat(len)) => return Found::Heartbeat(len),
+                Ok(Boundary::NeedMore) => return Found::NeedMore,
+                Ok(Boundary::Frame) => {}
+                Err(error) => return self.poison(error),
             }
-            let fast = if self.progress.scan == 0 {
-                self.fast_head(buf)
-            } else {
-                None
-            };
-            if let Some(head) = fast {
-                // The usual case: the body is buffered too; the frame can be taken at once.
-                if let Some(nul) = self.fast_body_end(buf, &head) {
-                    return Found::Frame(FrameEnd::Fast {
-                        command: head.command,
-                        body_start: head.body_start,
-                        nul,
-                    });
-                }
-                self.progress
-                    .start_fast(head, self.escaping_for(head.command));
-            } else {
-                if let Err(error) = self.check_resumed(buf) {
-                    return self.poison(error);
-                }
-                match self.read_head(buf) {
-                    Ok(true) => {}
-                    Ok(false) => return self.need_more(buf),
-                    Err(error) => return self.poison(error),
-                }
-            }
-        } else if let Err(error) = self.check_resumed(buf) {
+        }
+        if let Err(error) = self.check_resumed(buf) {
             return self.poison(error);
         }
+        if self.progress.body_start == 0 {
+            match self.read_head(buf) {
+                Ok(true) => {}
+                Ok(false) => return self.need_more(buf),
+                Err(error) => return self.poison(error),
+            }
+        }
         match self.body_end(buf) {
-            Ok(Some(nul)) => Found::Frame(FrameEnd::Recorded { nul }),
+            Ok(Some(nul)) => Found::Frame { nul },
             Ok(None) => self.need_more(buf),
             Err(error) => self.poison(error),
         }
@@ -480,24 +515,6 @@ impl Decoder {
     fn need_more(&mut self, buf: &[u8]) -> Found {
         self.progress.given = buf.len();
         Found::NeedMore
-    }
-
-    /// The command, header index and body start of the frame `end` found, leaving the
-    /// decoder ready for the next frame.
-    #[inline(always)]
-    fn frame_parts(&mut self, end: FrameEnd) -> (Command, HeaderIndex, usize) {
-        match end {
-            FrameEnd::Fast {
-                command,
-                body_start,
-                ..
-            } => (
-                command,
-                HeaderIndex::Inline(self.progress.inline),
-                body_start,
-            ),
-            FrameEnd::Recorded { .. } => self.finish_frame(),
-        }
     }
 
     /// When a call resumes a frame, `buf` must still hold every byte of it given before (the
@@ -616,14 +633,24 @@ impl Decoder {
             if base + scan::BLOCK - line_start > max_line {
                 return None;
             }
-            let (mut ends, len) = scan::line_ends(&buf[base..visible]);
+            let rest = &buf[base..visible];
+            let tail;
+            let (block, len) = match rest.first_chunk::<{ scan::BLOCK }>() {
+                Some(full) => (full, scan::BLOCK),
+                None => {
+                    tail = scan::padded(rest, b' ');
+                    (&tail, rest.len())
+                }
+            };
+            let mut ends = scan::line_end_bits(block);
             while ends != 0 {
-                let at = base + ends.trailing_zeros() as usize;
+                let i = ends.trailing_zeros() as usize % scan::BLOCK;
                 ends &= ends - 1;
                 // A CR, backslash or other control byte before the head's end: careful path.
-                if buf[at] != b'\n' {
+                if block[i] != b'\n' {
                     return None;
                 }
+                let at = base + i;
                 if at == line_start {
                     if count > max_headers {
                         return None;
@@ -635,24 +662,23 @@ impl Decoder {
                         content_length,
                     });
                 }
-                // The colon: one 16-byte compare finds it for a name of 1 to 15 bytes.
-                let name = if line_start <= probe_limit {
-                    scan::colons16(&buf[line_start..line_start + 16]).trailing_zeros() as usize
+                // The colon: one 16-byte compare finds it for a name of 1 to 15 bytes that
+                // ends before the line feed (bit 16 stands for "not in these 16 bytes").
+                let probe = if line_start <= probe_limit {
+                    scan::colons16(&buf[line_start..line_start + 16])
                 } else {
                     0
                 };
-                let mut colon = line_start + name;
-                if name.wrapping_sub(1) >= 15 || colon >= at {
-                    match first_colon(buf, line_start, at) {
-                        Some(found) => colon = found,
-                        None => return None,
-                    }
+                let mut name = (probe | 1 << 16).trailing_zeros() as usize;
+                if name.wrapping_sub(1) >= (at - line_start).min(16) - 1 {
+                    name = first_colon(buf, line_start, at)? - line_start;
                 }
+                let colon = line_start + name;
                 if !spans.set(count, line_start, colon, at) {
                     return None; // more headers than an inline index holds
                 }
                 count += 1;
-                if colon - line_start == 14
+                if name == 14
                     && !fast_content_length(
                         buf,
                         line_start,
@@ -1120,34 +1146,21 @@ enum Found {
     NeedMore,
     /// A heart-beat EOL of this many bytes.
     Heartbeat(usize),
-    /// A complete frame.
-    Frame(FrameEnd),
+    /// A complete frame whose head is recorded in the decoder's progress, ending with the
+    /// NUL at offset `nul`.
+    Frame {
+        nul: usize,
+    },
 }
 
-/// A complete frame at the front of the buffer, and where what is known of its head is.
+/// A whole frame the fast path read at the front of the buffer (its headers are in
+/// [`Progress::inline`]).
 #[derive(Clone, Copy)]
-enum FrameEnd {
-    /// Read wholly by the fast path in this call (its headers are in [`Progress::inline`]).
-    Fast {
-        command: Command,
-        body_start: usize,
-        /// Offset of the NUL that ends it.
-        nul: usize,
-    },
-    /// Its head is recorded in the decoder's progress.
-    Recorded {
-        /// Offset of the NUL that ends it.
-        nul: usize,
-    },
-}
-
-impl FrameEnd {
-    #[inline]
-    fn nul(self) -> usize {
-        match self {
-            Self::Fast { nul, .. } | Self::Recorded { nul } => nul,
-        }
-    }
+struct FastFrame {
+    command: Command,
+    body_start: usize,
+    /// Offset of the NUL that ends it.
+    nul: usize,
 }
 
 enum Boundary {
