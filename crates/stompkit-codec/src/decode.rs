@@ -31,7 +31,7 @@ use crate::error::{Limit, excerpt};
 use crate::escape::{UnescapeError, unescape_into};
 use crate::frame::FrameRef;
 use crate::frame::{
-    HeaderIndex, HeaderSpan, HeaderSpans, INLINE_HEADERS, INLINE_MAX_OFFSET, InlineSpans,
+    HeaderIndex, HeaderSpan, HeaderSpans, INLINE_HEADERS, INLINE_MAX_OFFSET, IndexRef, InlineSpans,
     MAX_SPAN_OFFSET, Span,
 };
 use crate::{Command, Error, Frame, Version, line, scan};
@@ -63,18 +63,18 @@ impl Item {
 }
 
 /// What [`Decoder::decode_slice`] found next in the stream: [`Item`], borrowing the
-/// caller's buffer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ItemRef<'a> {
+/// caller's buffer (`'a`) and the decoder (`'i`, see [`FrameRef`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemRef<'a, 'i> {
     /// A complete frame.
-    Frame(FrameRef<'a>),
+    Frame(FrameRef<'a, 'i>),
     /// An end-of-line between frames: a heart-beat (see [`Item::Heartbeat`]).
     Heartbeat,
 }
 
-impl<'a> ItemRef<'a> {
+impl<'a, 'i> ItemRef<'a, 'i> {
     /// The frame, if this is one.
-    pub fn into_frame(self) -> Option<FrameRef<'a>> {
+    pub fn into_frame(self) -> Option<FrameRef<'a, 'i>> {
         match self {
             Self::Frame(frame) => Some(frame),
             Self::Heartbeat => None,
@@ -90,8 +90,8 @@ impl<'a> ItemRef<'a> {
     }
 }
 
-impl From<ItemRef<'_>> for Item {
-    fn from(item: ItemRef<'_>) -> Self {
+impl From<ItemRef<'_, '_>> for Item {
+    fn from(item: ItemRef<'_, '_>) -> Self {
         item.to_item()
     }
 }
@@ -181,6 +181,10 @@ pub struct Decoder {
     consumed: u64,
     failed: Option<Error>,
     progress: Progress,
+    /// The header index of the frame [`decode_slice`](Self::decode_slice) returned last,
+    /// when the careful path read it (its [`FrameRef`] borrows it; one the fast path read
+    /// borrows [`Progress::inline`]).
+    index: HeaderIndex,
 }
 
 impl fmt::Debug for Decoder {
@@ -254,6 +258,7 @@ impl Decoder {
             consumed: 0,
             failed: None,
             progress: Progress::default(),
+            index: HeaderIndex::Inline(InlineSpans::EMPTY),
         }
     }
 
@@ -356,7 +361,10 @@ impl Decoder {
     /// The same decoder as [`decode`](Self::decode), for callers that own their buffer (a
     /// slice of a read buffer, a memory-mapped capture) and look at each frame before moving
     /// on: no reference count per frame, and for a plain head of up to eight headers (what
-    /// brokers send) no allocation or copy either. Rules, limits and errors are the same,
+    /// brokers send) no allocation or copy either. The frame also borrows the decoder, which
+    /// keeps its header index: it is a few words, cheap to return and move, and it must be
+    /// dropped before the next call (its body and bytes, which borrow only `buf`, may be
+    /// kept; [`FrameRef::to_frame`] keeps the whole frame). Rules, limits and errors are the same,
     /// and so is the incremental contract: `Ok(None)` means the item is not complete, and
     /// the next call must be given the same bytes again, with more after them (a shorter
     /// buffer is an [`Error::BufferShrank`]). When the stream has ended,
@@ -382,10 +390,10 @@ impl Decoder {
     /// # Ok::<(), stompkit_codec::Error>(())
     /// ```
     #[inline]
-    pub fn decode_slice<'a>(
-        &mut self,
+    pub fn decode_slice<'a, 'i>(
+        &'i mut self,
         buf: &'a [u8],
-    ) -> Result<Option<(ItemRef<'a>, usize)>, Error> {
+    ) -> Result<Option<(ItemRef<'a, 'i>, usize)>, Error> {
         if self.bare_line_feed(buf) {
             return Ok(Some((ItemRef::Heartbeat, 1)));
         }
@@ -396,12 +404,12 @@ impl Decoder {
     /// in `buf` that do not form a complete item are an [`Error::Truncated`], as with
     /// [`decode_eof`](Self::decode_eof). Call it in place of `decode_slice` once `buf` holds
     /// the rest of the stream, until it returns `Ok(None)`.
-    pub fn decode_slice_eof<'a>(
-        &mut self,
+    pub fn decode_slice_eof<'a, 'i>(
+        &'i mut self,
         buf: &'a [u8],
-    ) -> Result<Option<(ItemRef<'a>, usize)>, Error> {
-        match self.decode_slice(buf)? {
-            Some(found) => Ok(Some(found)),
+    ) -> Result<Option<(ItemRef<'a, 'i>, usize)>, Error> {
+        match self.slice_end(buf)? {
+            Some(end) => Ok(Some(self.slice_item(buf, end))),
             None if buf.is_empty() => Ok(None),
             None => Err(self.truncated(buf.len())),
         }
@@ -410,46 +418,53 @@ impl Decoder {
     /// [`decode_slice`](Self::decode_slice) for everything but a bare line feed between
     /// frames.
     #[inline(never)]
-    fn decode_slice_item<'a>(
-        &mut self,
+    fn decode_slice_item<'a, 'i>(
+        &'i mut self,
         buf: &'a [u8],
-    ) -> Result<Option<(ItemRef<'a>, usize)>, Error> {
-        if let Some(fast) = self.fast_frame(buf) {
-            let headers = HeaderIndex::Inline(self.progress.inline);
-            return Ok(Some(self.slice_frame(
-                buf,
-                fast.nul,
-                (fast.command, headers, fast.body_start),
-            )));
-        }
-        let (item, len) = match self.find(buf) {
-            Found::Failed => return Err(self.failure()),
-            Found::NeedMore => return Ok(None),
-            Found::Heartbeat(len) => (ItemRef::Heartbeat, len),
-            Found::Frame { nul } => {
-                let parts = self.finish_frame();
-                return Ok(Some(self.slice_frame(buf, nul, parts)));
-            }
-        };
-        self.consumed += len as u64;
-        Ok(Some((item, len)))
+    ) -> Result<Option<(ItemRef<'a, 'i>, usize)>, Error> {
+        Ok(self.slice_end(buf)?.map(|end| self.slice_item(buf, end)))
     }
 
-    /// The frame ending with the NUL at `nul`, in place, and its length; counts it as
-    /// consumed.
+    /// Finds the next item at the front of `buf` for [`decode_slice`](Self::decode_slice)
+    /// and counts it as consumed. A frame's header index is left in the decoder, for
+    /// [`slice_item`](Self::slice_item).
     #[inline(always)]
-    fn slice_frame<'a>(
-        &mut self,
-        buf: &'a [u8],
-        nul: usize,
-        (command, headers, body_start): (Command, HeaderIndex, usize),
-    ) -> (ItemRef<'a>, usize) {
-        let data = &buf[..=nul];
-        self.consumed += data.len() as u64;
-        (
-            ItemRef::Frame(FrameRef::new(command, data, headers, body_start)),
-            data.len(),
-        )
+    fn slice_end(&mut self, buf: &[u8]) -> Result<Option<SliceEnd>, Error> {
+        let end = match self.fast_frame(buf) {
+            Some(fast) => SliceEnd::Fast(fast),
+            None => match self.find(buf) {
+                Found::Failed => return Err(self.failure()),
+                Found::NeedMore => return Ok(None),
+                Found::Heartbeat(len) => SliceEnd::Heartbeat(len),
+                Found::Frame { nul } => {
+                    let (command, headers, body_start) = self.finish_frame();
+                    self.index = headers;
+                    SliceEnd::Recorded(FastFrame {
+                        command,
+                        body_start,
+                        nul,
+                    })
+                }
+            },
+        };
+        self.consumed += end.len() as u64;
+        Ok(Some(end))
+    }
+
+    /// The item [`slice_end`](Self::slice_end) found, and its length. A frame borrows the
+    /// decoder's header index rather than copying it: the result is then a few words, which
+    /// the caller moves cheaply (copying a freshly written index out of a larger result
+    /// stalled that move on store forwarding).
+    #[inline(always)]
+    fn slice_item<'a, 'i>(&'i self, buf: &'a [u8], end: SliceEnd) -> (ItemRef<'a, 'i>, usize) {
+        let (frame, headers) = match end {
+            SliceEnd::Heartbeat(len) => return (ItemRef::Heartbeat, len),
+            SliceEnd::Fast(frame) => (frame, IndexRef::Inline(&self.progress.inline)),
+            SliceEnd::Recorded(frame) => (frame, self.index.as_ref()),
+        };
+        let data = &buf[..=frame.nul];
+        let item = FrameRef::new(frame.command, data, headers, frame.body_start);
+        (ItemRef::Frame(item), data.len())
     }
 
     /// The fast path's whole frame at the front of `buf`, when there is one: a plain head
@@ -462,6 +477,7 @@ impl Decoder {
         if self.failed.is_some() || self.progress.body_start != 0 || self.progress.scan != 0 {
             return None;
         }
+
         let head = self.fast_head(buf)?;
         if let Some(nul) = self.fast_body_end(buf, &head) {
             return Some(FastFrame {
@@ -1153,14 +1169,35 @@ enum Found {
     },
 }
 
-/// A whole frame the fast path read at the front of the buffer (its headers are in
-/// [`Progress::inline`]).
+/// A whole frame at the front of the buffer: its command, where its body starts and where
+/// its NUL is. (The fast path's have their headers in [`Progress::inline`].)
 #[derive(Clone, Copy)]
 struct FastFrame {
     command: Command,
     body_start: usize,
     /// Offset of the NUL that ends it.
     nul: usize,
+}
+
+/// The next item [`Decoder::decode_slice`] found.
+#[derive(Clone, Copy)]
+enum SliceEnd {
+    Heartbeat(usize),
+    /// A frame the fast path read (headers in [`Progress::inline`]).
+    Fast(FastFrame),
+    /// A frame whose index is in [`Decoder::index`].
+    Recorded(FastFrame),
+}
+
+impl SliceEnd {
+    /// Its length in bytes.
+    #[inline]
+    fn len(self) -> usize {
+        match self {
+            Self::Heartbeat(len) => len,
+            Self::Fast(frame) | Self::Recorded(frame) => frame.nul + 1,
+        }
+    }
 }
 
 enum Boundary {

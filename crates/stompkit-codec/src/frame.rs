@@ -196,19 +196,19 @@ impl HeaderIndex {
         }))
     }
 
+    /// The index, borrowed.
+    #[inline]
+    pub(crate) fn as_ref(&self) -> IndexRef<'_> {
+        match self {
+            Self::Inline(inline) => IndexRef::Inline(inline),
+            Self::Shared(shared) => IndexRef::Shared(shared),
+        }
+    }
+
     /// The headers of the frame whose bytes are `data`.
     #[inline]
     fn headers<'a>(&'a self, data: &'a [u8]) -> Headers<'a> {
-        Headers {
-            data,
-            spans: match self {
-                Self::Inline(inline) => SpanIter::Inline(inline.spans().iter()),
-                Self::Shared(shared) => SpanIter::Shared {
-                    spans: shared.spans.iter(),
-                    unescaped: &shared.unescaped,
-                },
-            },
-        }
+        self.as_ref().headers(data)
     }
 
     /// The `index`-th header's name and value as [`Bytes`] sharing the frame's memory.
@@ -225,6 +225,41 @@ impl HeaderIndex {
                     span.value.resolve_bytes(data, &shared.unescaped),
                 ))
             }
+        }
+    }
+}
+
+/// A [`HeaderIndex`] borrowed: what a [`FrameRef`] holds of the decoder's.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum IndexRef<'i> {
+    Inline(&'i InlineSpans),
+    Shared(&'i Arc<SharedIndex>),
+}
+
+impl<'i> IndexRef<'i> {
+    /// The headers of the frame whose bytes are `data`.
+    #[inline]
+    fn headers<'a>(self, data: &'a [u8]) -> Headers<'a>
+    where
+        'i: 'a,
+    {
+        Headers {
+            data,
+            spans: match self {
+                Self::Inline(inline) => SpanIter::Inline(inline.spans().iter()),
+                Self::Shared(shared) => SpanIter::Shared {
+                    spans: shared.spans.iter(),
+                    unescaped: &shared.unescaped,
+                },
+            },
+        }
+    }
+
+    /// An owned copy (of an inline index) or handle (on a shared one).
+    fn to_owned(self) -> HeaderIndex {
+        match self {
+            Self::Inline(inline) => HeaderIndex::Inline(*inline),
+            Self::Shared(shared) => HeaderIndex::Shared(Arc::clone(shared)),
         }
     }
 }
@@ -458,34 +493,48 @@ fn debug_frame(
 }
 
 /// A frame decoded in place by [`Decoder::decode_slice`](crate::Decoder::decode_slice): its
-/// header names, values and body are slices of the caller's buffer (a header that had to be
-/// unescaped is a copy held by the frame, and so is the index of a frame with more than eight
-/// headers). It has [`Frame`]'s read methods; [`to_frame`](Self::to_frame) makes an owned
-/// [`Frame`] of it (also `Frame::from`), [`to_builder`](Self::to_builder) a builder to change
-/// it, and [`Encoder::encode_parts`](crate::Encoder::encode_parts)
+/// header names, values and body are slices of the caller's buffer (`'a`), and its header
+/// index is the decoder's (`'i`; a header that had to be unescaped is a copy the decoder
+/// holds, and so is the index of a frame with more than eight headers). It has [`Frame`]'s
+/// read methods; [`to_frame`](Self::to_frame) makes an owned [`Frame`] of it (also
+/// `Frame::from`), [`to_builder`](Self::to_builder) a builder to change it, and
+/// [`Encoder::encode_parts`](crate::Encoder::encode_parts)
 /// (`encoder.encode_parts(frame.command(), frame.headers(), frame.body(), &mut dst)`) writes
 /// it again without either.
 ///
-/// [`body`](Self::body) and [`as_bytes`](Self::as_bytes) borrow the buffer for as long as it
-/// lives; header names and values borrow the `FrameRef` (they may be its own unescaped
-/// copies), so keep the frame, or copy the values, to use them after it is dropped.
-#[derive(Clone)]
-pub struct FrameRef<'a> {
+/// It is a few words, `Copy`, and borrows the decoder until it is dropped, so drop it before
+/// decoding the next item. [`body`](Self::body) and [`as_bytes`](Self::as_bytes) borrow only
+/// the buffer and can be kept after that; header names and values borrow the `FrameRef`
+/// (they may be the decoder's unescaped copies), so copy them, or call `to_frame`, to keep
+/// them.
+///
+/// ```compile_fail
+/// use stompkit_codec::{Decoder, Version};
+///
+/// let wire = b"SEND\ndestination:/queue/a\n\nhi\0\n";
+/// let mut decoder = Decoder::new(Version::V1_2);
+/// let (first, len) = decoder.decode_slice(wire).unwrap().unwrap();
+/// let next = decoder.decode_slice(&wire[len..]); // error: `first` still borrows the decoder
+/// drop(first);
+/// ```
+#[derive(Clone, Copy)]
+pub struct FrameRef<'a, 'i> {
     /// The frame's bytes as received, from the command through the closing NUL.
     data: &'a [u8],
-    headers: HeaderIndex,
+    /// This frame's header index, in the decoder.
+    headers: IndexRef<'i>,
     /// Where the body starts in `data` (never 0: a head is never empty).
     body_start: u32,
     command: Command,
 }
 
-impl<'a> FrameRef<'a> {
+impl<'a, 'i> FrameRef<'a, 'i> {
     /// Assembles a decoded frame, as [`Frame::decoded`] does.
     #[inline]
     pub(crate) fn new(
         command: Command,
         data: &'a [u8],
-        headers: HeaderIndex,
+        headers: IndexRef<'i>,
         body_start: usize,
     ) -> Self {
         debug_assert!(body_start > 0 && body_start < data.len());
@@ -540,7 +589,7 @@ impl<'a> FrameRef<'a> {
         Frame::decoded(
             self.command,
             Bytes::copy_from_slice(self.data),
-            self.headers.clone(),
+            self.headers.to_owned(),
             self.body_start as usize,
         )
     }
@@ -551,8 +600,8 @@ impl<'a> FrameRef<'a> {
     }
 }
 
-impl From<FrameRef<'_>> for Frame {
-    fn from(frame: FrameRef<'_>) -> Self {
+impl From<FrameRef<'_, '_>> for Frame {
+    fn from(frame: FrameRef<'_, '_>) -> Self {
         frame.to_frame()
     }
 }
@@ -566,22 +615,22 @@ fn builder_from((command, headers, _): Parts<'_>, body: Bytes) -> FrameBuilder {
         .body(body)
 }
 
-impl PartialEq for FrameRef<'_> {
+impl PartialEq for FrameRef<'_, '_> {
     fn eq(&self, other: &Self) -> bool {
         same_frame(self.parts(), other.parts())
     }
 }
 
-impl Eq for FrameRef<'_> {}
+impl Eq for FrameRef<'_, '_> {}
 
-impl PartialEq<Frame> for FrameRef<'_> {
+impl PartialEq<Frame> for FrameRef<'_, '_> {
     fn eq(&self, other: &Frame) -> bool {
         same_frame(self.parts(), other.parts())
     }
 }
 
-impl PartialEq<FrameRef<'_>> for Frame {
-    fn eq(&self, other: &FrameRef<'_>) -> bool {
+impl PartialEq<FrameRef<'_, '_>> for Frame {
+    fn eq(&self, other: &FrameRef<'_, '_>) -> bool {
         same_frame(self.parts(), other.parts())
     }
 }
@@ -594,7 +643,7 @@ fn same_frame(a: Parts<'_>, b: Parts<'_>) -> bool {
     a.0 == b.0 && a.2 == b.2 && a.1.len() == b.1.len() && a.1.eq(b.1)
 }
 
-impl fmt::Debug for FrameRef<'_> {
+impl fmt::Debug for FrameRef<'_, '_> {
     /// As [`Frame`]'s: credential values are shown as `<redacted>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         debug_frame(

@@ -173,9 +173,9 @@ fn a_borrowed_frame_converts_rebuilds_and_reencodes() {
     let wire = b"MESSAGE\ndestination:/queue/a\nx:a\\cb\ncontent-length:2\n\nhi\0";
     let mut decoder = Decoder::new(Version::V1_2);
     let (item, _) = decoder.decode_slice(wire).unwrap().unwrap();
-    let owned = Item::from(item.clone());
+    let owned = Item::from(item);
     let frame = item.into_frame().unwrap();
-    assert_eq!(owned, Item::Frame(Frame::from(frame.clone())));
+    assert_eq!(owned, Item::Frame(Frame::from(frame)));
 
     let changed = frame.to_builder().header("y", "1").build();
     assert_eq!(changed.header("x"), Some(&b"a:b"[..]));
@@ -191,4 +191,49 @@ fn a_borrowed_frame_converts_rebuilds_and_reencodes() {
         panic!("the re-encoded frame decodes");
     };
     assert_eq!(frame, again);
+}
+
+#[test]
+fn each_frame_shows_its_own_headers_whichever_path_read_the_one_before() {
+    // Plain heads (the fast path, index inline in the decoder) and heads with an escape or
+    // more than eight headers (the careful path, index kept by the decoder), in turn.
+    let plain = |n: u8| format!("MESSAGE\ndestination:/queue/{n}\ncontent-length:1\n\n{n}\0\n");
+    let escaped = |n: u8| format!("MESSAGE\ndestination:/queue/{n}\nx:a\\c{n}\n\n{n}\0\n");
+    let many = |n: u8| {
+        let extra: String = (0..9).map(|i| format!("h{i}:{n}\n")).collect();
+        format!("MESSAGE\ndestination:/queue/{n}\n{extra}\n{n}\0")
+    };
+    let wire = [
+        plain(1),
+        escaped(2),
+        plain(3),
+        many(4),
+        plain(5),
+        escaped(6),
+    ]
+    .concat();
+
+    let mut expected = Vec::new();
+    let mut buf = BytesMut::from(wire.as_bytes());
+    let mut owned = Decoder::new(Version::V1_2);
+    while let Some(item) = owned.decode(&mut buf).unwrap() {
+        expected.extend(item.into_frame());
+    }
+    assert_eq!(expected.len(), 6);
+
+    let mut decoder = Decoder::new(Version::V1_2);
+    let (mut at, mut frames, mut bodies) = (0, Vec::new(), Vec::new());
+    while let Some((item, len)) = decoder.decode_slice(&wire.as_bytes()[at..]).unwrap() {
+        if let ItemRef::Frame(frame) = item {
+            assert_eq!(frame, expected[frames.len()], "frame {}", frames.len() + 1);
+            // Bodies borrow only the buffer: they outlive the frame and the next call.
+            bodies.push(frame.body());
+            frames.push(frame.to_frame());
+        }
+        at += len;
+    }
+    assert_eq!(frames, expected);
+    assert_eq!(bodies, [b"1", b"2", b"3", b"4", b"5", b"6"]);
+    assert_eq!(frames[1].header("x"), Some(&b"a:2"[..]));
+    assert_eq!(frames[3].headers().len(), 10);
 }
