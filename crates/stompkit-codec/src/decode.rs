@@ -694,17 +694,8 @@ impl Decoder {
                     return None; // more headers than an inline index holds
                 }
                 count += 1;
-                if name == 14
-                    && !fast_content_length(
-                        buf,
-                        line_start,
-                        colon,
-                        at,
-                        max_frame,
-                        &mut content_length,
-                    )
-                {
-                    return None;
+                if name == 14 && content_length.is_none() {
+                    content_length = fast_content_length(buf, line_start, colon, at, max_frame)?;
                 }
                 line_start = at + 1;
             }
@@ -1057,9 +1048,10 @@ impl Decoder {
     }
 }
 
-/// The fast path's look at a header line whose name is 14 bytes long: when it is the first
-/// `content-length`, records its value. `false` when that value is invalid or over the frame
-/// limit (the careful path reports it). Out of line: most 14-byte names are something else.
+/// The fast path's look at a header line whose name is 14 bytes long, before any
+/// `content-length`: `Some(None)` when it is something else, `Some(Some(length))` when it is
+/// a `content-length` the frame can carry, and `None` when its value is invalid or over the
+/// frame limit (the careful path reports it). Out of line: it runs once or twice per frame.
 #[inline(never)]
 fn fast_content_length(
     buf: &[u8],
@@ -1067,14 +1059,13 @@ fn fast_content_length(
     colon: usize,
     lf: usize,
     max_frame: usize,
-    content_length: &mut Option<usize>,
-) -> bool {
-    if content_length.is_some() || &buf[start..colon] != b"content-length" {
-        return true;
+) -> Option<Option<usize>> {
+    if buf[start..colon] != *b"content-length" {
+        return Some(None);
     }
-    *content_length = line::content_length(&buf[colon + 1..lf])
-        .and_then(|length| length_within_frame(length, lf, max_frame));
-    content_length.is_some()
+    line::content_length(&buf[colon + 1..lf])
+        .and_then(|length| length_within_frame(length, lf, max_frame))
+        .map(Some)
 }
 
 /// A `content-length` whose header line ends with the line feed at `lf`, when the smallest
