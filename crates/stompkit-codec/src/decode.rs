@@ -611,11 +611,19 @@ impl Decoder {
     /// Line ends come from one vectorised mask per 64-byte block (which also marks every byte
     /// that makes a head not plain); each line's colon from one 16-byte compare at the line's
     /// start (header names are short). Headers go into the decoder's inline index, so a head
-    /// with more than eight of them, or longer than 64 KiB, is the careful path's.
+    /// with more than eight of them, or longer than 64 KiB, is the careful path's. So is a
+    /// head longer than the header line limit (16 KiB by default): the fast path reads only
+    /// heads no line of which can break it.
     #[inline(always)]
     fn fast_head(&mut self, buf: &[u8]) -> Option<FastHead> {
-        // Only heads an inline index can address: the rest take the careful path.
-        let visible = buf.len().min(self.head_limit()).min(INLINE_MAX_OFFSET);
+        // Only heads an inline index can address, and in which no line can be longer than
+        // the line limit (a line's content ends before its line feed, at most at
+        // `max_header_line_bytes`): the rest take the careful path.
+        let visible = buf
+            .len()
+            .min(self.head_limit())
+            .min(INLINE_MAX_OFFSET)
+            .min(self.limits.max_header_line_bytes.saturating_add(1));
         // The command line: every command fits in the first 16 bytes with its line feed.
         let first = buf.first_chunk::<16>()?;
         // What a broker sends most, checked as one 8-byte word.
@@ -632,7 +640,6 @@ impl Decoder {
         if at >= visible {
             return None;
         }
-        let max_line = self.limits.max_header_line_bytes;
         let max_headers = self.limits.max_headers.min(INLINE_HEADERS);
         let max_frame = self.limits.max_frame_bytes;
         // Spans go straight into the decoder's inline index; the count stays in a register.
@@ -644,11 +651,6 @@ impl Decoder {
         // Lines starting up to here have 16 bytes to probe for their colon.
         let probe_limit = buf.len() - 16;
         while base < visible {
-            // Every line ending in this block starts at or after `line_start`: if the block's
-            // end is within the line limit of it, no line here can break the limit.
-            if base + scan::BLOCK - line_start > max_line {
-                return None;
-            }
             let rest = &buf[base..visible];
             let tail;
             let (block, len) = match rest.first_chunk::<{ scan::BLOCK }>() {
