@@ -291,8 +291,9 @@ pub struct Frame {
     /// A decoded frame: its bytes as received, from the command through the closing NUL. A
     /// built frame: its header lines (`name:value\n` each, unescaped).
     data: Bytes,
-    /// A built frame's body. Empty for a decoded frame, whose body lies in `data`.
-    body: Bytes,
+    /// A built frame's body, when it has one. `None` for a decoded frame, whose body lies in
+    /// `data` (so that dropping one costs no call into an empty `Bytes`' drop).
+    body: Option<Bytes>,
     headers: HeaderIndex,
     /// Where a decoded frame's body starts in `data` (never 0: a head is never empty); 0 for
     /// a built frame.
@@ -308,7 +309,7 @@ impl Frame {
     pub fn new(command: Command) -> Self {
         Self {
             data: Bytes::new(),
-            body: Bytes::new(),
+            body: None,
             headers: HeaderIndex::Inline(InlineSpans::EMPTY),
             body_start: 0,
             command,
@@ -340,7 +341,7 @@ impl Frame {
         debug_assert!(body_start > 0 && body_start < data.len());
         Self {
             data,
-            body: Bytes::new(),
+            body: None,
             headers,
             body_start: body_start as u32,
             command,
@@ -394,7 +395,7 @@ impl Frame {
     pub fn body(&self) -> &[u8] {
         match self.body_range() {
             Some(range) => &self.data[range],
-            None => &self.body,
+            None => self.body.as_deref().unwrap_or_default(),
         }
     }
 
@@ -402,7 +403,7 @@ impl Frame {
     pub fn body_bytes(&self) -> Bytes {
         match self.body_range() {
             Some(range) => self.data.slice(range),
-            None => self.body.clone(),
+            None => self.body.clone().unwrap_or_default(),
         }
     }
 
@@ -415,7 +416,7 @@ impl Frame {
                 body.advance(range.start);
                 body
             }
-            None => self.body,
+            None => self.body.unwrap_or_default(),
         }
     }
 
@@ -820,7 +821,7 @@ impl FrameBuilder {
         let headers = HeaderIndex::new(&mut self.headers, Bytes::new());
         Frame {
             data: Bytes::from(self.store),
-            body: self.body,
+            body: Some(self.body).filter(|body| !body.is_empty()),
             headers,
             body_start: 0,
             command: self.command,
