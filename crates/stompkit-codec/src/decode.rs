@@ -183,7 +183,8 @@ pub struct Decoder {
     progress: Progress,
     /// The header index of the frame [`decode_slice`](Self::decode_slice) returned last,
     /// when the careful path read it (its [`FrameRef`] borrows it; one the fast path read
-    /// borrows [`Progress::inline`]).
+    /// borrows [`Progress::inline`]). A shared index (with any unescaped header copies) is
+    /// freed at the next call.
     index: HeaderIndex,
 }
 
@@ -362,9 +363,13 @@ impl Decoder {
     /// slice of a read buffer, a memory-mapped capture) and look at each frame before moving
     /// on: no reference count per frame, and for a plain head of up to eight headers (what
     /// brokers send) no allocation or copy either. The frame also borrows the decoder, which
-    /// keeps its header index: it is a few words, cheap to return and move, and it must be
-    /// dropped before the next call (its body and bytes, which borrow only `buf`, may be
-    /// kept; [`FrameRef::to_frame`] keeps the whole frame). Rules, limits and errors are the same,
+    /// keeps its header index: the result is a few words, which costs little to move, but
+    /// the frame must be gone before the decoder is used again (its body and bytes borrow
+    /// only `buf` and may be kept; header values may be the decoder's copies;
+    /// [`FrameRef::to_frame`] keeps the whole frame). One consequence: a helper
+    /// that loops over `decode_slice` past heart-beats and returns the first frame is
+    /// refused by today's borrow checker (a borrow returned from inside a loop); handle
+    /// heart-beats at the call site, or return `to_frame()`. Rules, limits and errors are the same,
     /// and so is the incremental contract: `Ok(None)` means the item is not complete, and
     /// the next call must be given the same bytes again, with more after them (a shorter
     /// buffer is an [`Error::BufferShrank`]). When the stream has ended,
@@ -430,6 +435,9 @@ impl Decoder {
     /// [`slice_item`](Self::slice_item).
     #[inline(always)]
     fn slice_end(&mut self, buf: &[u8]) -> Result<Option<SliceEnd>, Error> {
+        if let HeaderIndex::Shared(_) = self.index {
+            self.free_index();
+        }
         let end = match self.fast_frame(buf) {
             Some(fast) => SliceEnd::Fast(fast),
             None => match self.find(buf) {
@@ -439,7 +447,7 @@ impl Decoder {
                 Found::Frame { nul } => {
                     let (command, headers, body_start) = self.finish_frame();
                     self.index = headers;
-                    SliceEnd::Recorded(FastFrame {
+                    SliceEnd::Recorded(WholeFrame {
                         command,
                         body_start,
                         nul,
@@ -449,6 +457,16 @@ impl Decoder {
         };
         self.consumed += end.len() as u64;
         Ok(Some(end))
+    }
+
+    /// Frees the shared index of the last frame the careful path read for
+    /// [`decode_slice`](Self::decode_slice) (and its unescaped header copies): the frame that
+    /// borrowed it is gone, as this call borrows the decoder. Out of line: it is rare, and
+    /// dropping an `Arc` inline costs the hot path registers.
+    #[cold]
+    #[inline(never)]
+    fn free_index(&mut self) {
+        self.index = HeaderIndex::Inline(InlineSpans::EMPTY);
     }
 
     /// The item [`slice_end`](Self::slice_end) found, and its length. A frame borrows the
@@ -473,14 +491,14 @@ impl Decoder {
     /// When only the head is whole, records it for [`find`](Self::find) to read the body;
     /// when the fast path does not apply, leaves everything to `find`.
     #[inline(always)]
-    fn fast_frame(&mut self, buf: &[u8]) -> Option<FastFrame> {
+    fn fast_frame(&mut self, buf: &[u8]) -> Option<WholeFrame> {
         if self.failed.is_some() || self.progress.body_start != 0 || self.progress.scan != 0 {
             return None;
         }
 
         let head = self.fast_head(buf)?;
         if let Some(nul) = self.fast_body_end(buf, &head) {
-            return Some(FastFrame {
+            return Some(WholeFrame {
                 command: head.command,
                 body_start: head.body_start,
                 nul,
@@ -603,7 +621,8 @@ impl Decoder {
 
     /// The fast path for a whole, plain head at the front of `buf`: no CR, no backslash, every
     /// header line with a name and a colon, and comfortably inside every limit. On anything
-    /// else it returns `false` without a trace and [`read_head`](Self::read_head) takes over,
+    /// else it returns `None` and [`read_head`](Self::read_head) takes over (the spans it
+    /// wrote into [`Progress::inline`] count for nothing then),
     /// so errors, partial input and heads near a limit are always handled by one careful path.
     /// It runs at most once per frame (only while nothing of the frame has been scanned), so a
     /// bail costs one pass.
@@ -1163,9 +1182,9 @@ enum Found {
 }
 
 /// A whole frame at the front of the buffer: its command, where its body starts and where
-/// its NUL is. (The fast path's have their headers in [`Progress::inline`].)
+/// its NUL is.
 #[derive(Clone, Copy)]
-struct FastFrame {
+struct WholeFrame {
     command: Command,
     body_start: usize,
     /// Offset of the NUL that ends it.
@@ -1177,9 +1196,9 @@ struct FastFrame {
 enum SliceEnd {
     Heartbeat(usize),
     /// A frame the fast path read (headers in [`Progress::inline`]).
-    Fast(FastFrame),
+    Fast(WholeFrame),
     /// A frame whose index is in [`Decoder::index`].
-    Recorded(FastFrame),
+    Recorded(WholeFrame),
 }
 
 impl SliceEnd {

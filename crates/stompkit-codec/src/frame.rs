@@ -503,20 +503,20 @@ fn debug_frame(
 /// (`encoder.encode_parts(frame.command(), frame.headers(), frame.body(), &mut dst)`) writes
 /// it again without either.
 ///
-/// It is a few words, `Copy`, and borrows the decoder until it is dropped, so drop it before
-/// decoding the next item. [`body`](Self::body) and [`as_bytes`](Self::as_bytes) borrow only
-/// the buffer and can be kept after that; header names and values borrow the `FrameRef`
-/// (they may be the decoder's unescaped copies), so copy them, or call `to_frame`, to keep
-/// them.
+/// It is a few words, `Copy`, and borrows the decoder, so it (and anything borrowed from its
+/// header index) must be gone before the decoder decodes the next item.
+/// [`body`](Self::body) and [`as_bytes`](Self::as_bytes) borrow only the buffer and can be
+/// kept after that; header names and values borrow the buffer and the decoder (they may be
+/// the decoder's unescaped copies), so copy them, or call `to_frame`, to keep them longer.
 ///
-/// ```compile_fail
+/// ```compile_fail,E0499
 /// use stompkit_codec::{Decoder, Version};
 ///
 /// let wire = b"SEND\ndestination:/queue/a\n\nhi\0\n";
 /// let mut decoder = Decoder::new(Version::V1_2);
 /// let (first, len) = decoder.decode_slice(wire).unwrap().unwrap();
 /// let next = decoder.decode_slice(&wire[len..]); // error: `first` still borrows the decoder
-/// drop(first);
+/// first.into_frame();
 /// ```
 #[derive(Clone, Copy)]
 pub struct FrameRef<'a, 'i> {
@@ -553,19 +553,33 @@ impl<'a, 'i> FrameRef<'a, 'i> {
         self.command
     }
 
-    /// The value of the first header called `name`, if any. See [`Frame::header`].
-    pub fn header(&self, name: impl AsRef<[u8]>) -> Option<&[u8]> {
+    /// The value of the first header called `name`, if any. See [`Frame::header`]. It
+    /// borrows the buffer and the decoder, not this `FrameRef`.
+    pub fn header<'h>(&self, name: impl AsRef<[u8]>) -> Option<&'h [u8]>
+    where
+        'a: 'h,
+        'i: 'h,
+    {
         self.headers().first(name.as_ref())
     }
 
     /// Like [`header`](Self::header), as text; `None` also when the value is not UTF-8.
-    pub fn header_str(&self, name: impl AsRef<[u8]>) -> Option<&str> {
+    pub fn header_str<'h>(&self, name: impl AsRef<[u8]>) -> Option<&'h str>
+    where
+        'a: 'h,
+        'i: 'h,
+    {
         self.header(name).and_then(|v| std::str::from_utf8(v).ok())
     }
 
-    /// All headers in wire order, repeats included, as `(name, value)` byte slices.
+    /// All headers in wire order, repeats included, as `(name, value)` byte slices that
+    /// borrow the buffer and the decoder, not this `FrameRef`.
     #[inline]
-    pub fn headers(&self) -> Headers<'_> {
+    pub fn headers<'h>(&self) -> Headers<'h>
+    where
+        'a: 'h,
+        'i: 'h,
+    {
         self.headers.headers(self.data)
     }
 

@@ -5,7 +5,7 @@
 //!   the stream whole, and no byte is examined twice. Header names, values and bodies of a
 //!   decoded [`Frame`] are slices of the input buffer; only headers with escape sequences are
 //!   copied (unescaped). [`Decoder::decode_slice`] decodes in place into [`FrameRef`]s that
-//!   borrow a buffer the caller owns (and, until the next call, the decoder's header index).
+//!   borrow a buffer the caller owns (and, until they are dropped, the decoder's header index).
 //! - [`Encoder`] writes frames, escaping headers per version, into a caller's `BytesMut`.
 //! - [`Limits`] bound frame size, header count and header line length; every violation is a
 //!   typed [`Error`] naming the limit and the stream offset.

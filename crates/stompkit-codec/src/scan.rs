@@ -21,9 +21,9 @@ pub(crate) struct Masks {
 
 /// The last bytes of a buffer, fewer than [`BLOCK`], padded to a block with `pad` (a byte
 /// the scan does not look for). Every head that ends near the end of the buffer (a frame
-/// per read) comes here once. Each scanner below picks whole or padded block itself: behind
-/// a shared helper taking the scan as a closure, the compiler stopped inlining the fast
-/// path's scan (about 35 more instructions per frame).
+/// per read) comes here once. Each caller picks whole or padded block itself (the fast path
+/// in `decode.rs`, [`block`] here): behind a shared helper taking the scan as a closure,
+/// the compiler stopped inlining the fast path's scan (about 35 more instructions per frame).
 #[inline]
 pub(crate) fn padded(bytes: &[u8], pad: u8) -> [u8; BLOCK] {
     let mut block = [pad; BLOCK];
@@ -169,7 +169,7 @@ mod tests {
     }
 
     #[test]
-    fn line_ends_mark_control_bytes_up_to_cr_and_backslashes() {
+    fn line_end_bits_mark_control_bytes_up_to_cr_and_backslashes() {
         let text: Vec<u8> = b"a:b\\c\rd\ne:::\\\r\n\t\0\x0e\x1f ~\xff\x8d\x0d"
             .iter()
             .copied()

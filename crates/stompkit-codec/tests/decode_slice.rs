@@ -237,3 +237,32 @@ fn each_frame_shows_its_own_headers_whichever_path_read_the_one_before() {
     assert_eq!(frames[1].header("x"), Some(&b"a:2"[..]));
     assert_eq!(frames[3].headers().len(), 10);
 }
+
+#[test]
+fn after_an_error_a_whole_plain_frame_gets_the_same_error_through_either_entry_point() {
+    // A plain frame is what the fast path reads, and it runs before the careful core: it
+    // must not read past a failed stream either.
+    let plain = b"SEND\ncontent-length:1\n\nx\0";
+    for first_in_place in [false, true] {
+        let mut decoder = Decoder::new(Version::V1_2);
+        let error = if first_in_place {
+            decoder.decode_slice(b"oops\n\n\0").unwrap_err()
+        } else {
+            decoder
+                .decode(&mut BytesMut::from(&b"oops\n\n\0"[..]))
+                .unwrap_err()
+        };
+        assert!(matches!(error, Error::UnknownCommand { .. }), "{error:?}");
+        let error = format!("{error:?}");
+        for _ in 0..2 {
+            let again = decoder.decode_slice(plain).unwrap_err();
+            assert_eq!(format!("{again:?}"), error);
+            let again = decoder.decode_slice_eof(plain).unwrap_err();
+            assert_eq!(format!("{again:?}"), error);
+            let mut buf = BytesMut::from(&plain[..]);
+            let again = decoder.decode(&mut buf).unwrap_err();
+            assert_eq!(format!("{again:?}"), error);
+            assert_eq!(buf.len(), plain.len(), "nothing taken off after the error");
+        }
+    }
+}

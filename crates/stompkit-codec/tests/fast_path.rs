@@ -299,3 +299,25 @@ fn back_to_back_frames_of_every_kind() {
     };
     assert_eq!(connected.header("server"), Some(&b"x\\y"[..])); // never unescaped
 }
+
+#[test]
+fn line_limits_at_the_command_line() {
+    // The fast path reads only heads no longer than the line limit (plus the line feed that
+    // ends the command line), so no line in them can break it; the command line is the
+    // first and can be the longest. A head of just the command line and the blank line,
+    // then heart-beats, so that the fast path (which wants 16 bytes to look at) applies:
+    for command in stompkit_codec::Command::ALL {
+        let name = command.as_str();
+        let data = format!("{name}\n\n\0{}", "\n".repeat(16));
+        for max in name.len().saturating_sub(2)..=name.len() + 2 {
+            let limits = Limits::default().with_max_header_line_bytes(max);
+            let (items, error) = same_both_ways(Version::V1_2, limits, data.as_bytes());
+            assert_eq!(
+                error.is_some(),
+                max < name.len(),
+                "{name} with max_header_line_bytes {max}: {error:?}"
+            );
+            assert_eq!(frames(&items), usize::from(max >= name.len()));
+        }
+    }
+}
