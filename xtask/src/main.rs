@@ -118,6 +118,22 @@ fn fuzz(args: &[String]) -> Result<(), String> {
 
 fn bench() -> Result<(), String> {
     let cargo = cargo();
+    let criterion = env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root().join("target"), PathBuf::from)
+        .join("criterion");
+    std::fs::create_dir_all(&criterion)
+        .map_err(|e| format!("creating {}: {e}", criterion.display()))?;
+    // The revision measured, for perf-report (the results carry none).
+    let code = Command::new("git")
+        .current_dir(root())
+        .args(["describe", "--always", "--dirty"])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| out.stdout)
+        .unwrap_or_default();
+    std::fs::write(criterion.join("code.txt"), code)
+        .map_err(|e| format!("writing {}: {e}", criterion.join("code.txt").display()))?;
     run(Command::new(&cargo).args([
         "bench",
         "-p",
@@ -132,11 +148,6 @@ fn bench() -> Result<(), String> {
     ]))?;
     // The decode (a) comparison interleaved round by round (see benches/interleaved.rs),
     // next to criterion's results, for the report.
-    let criterion = env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| root().join("target"), PathBuf::from)
-        .join("criterion");
-    std::fs::create_dir_all(&criterion)
-        .map_err(|e| format!("creating {}: {e}", criterion.display()))?;
     run(Command::new(&cargo)
         .args([
             "bench",

@@ -27,6 +27,9 @@ use stompkit_benches::corpus::{Corpus, Kind};
 use stompkit_benches::ids::{self, Direction, Group, Role, Row};
 
 const BEGIN: &str = "<!-- perf-report:begin -->";
+/// Written by `cargo xtask bench` into the criterion directory as it starts: the revision
+/// being measured (`git describe --always --dirty`).
+const CODE_STAMP: &str = "code.txt";
 const END: &str = "<!-- perf-report:end -->";
 
 /// A mean time per iteration with its 95% confidence interval, in ns.
@@ -150,7 +153,7 @@ fn run() -> Result<(), String> {
         ));
     }
 
-    let mut section = render(&corpora, &results, &workspace);
+    let mut section = render(&corpora, &results, &workspace, &criterion);
     section.push_str(&interleaved(&criterion.join("interleaved.md"))?);
     let document = match fs::read_to_string(&out) {
         Ok(text) => splice(&text, &section)?,
@@ -267,7 +270,12 @@ fn judge(bar: &Bar, results: &Results) -> (String, Option<bool>) {
     }
 }
 
-fn render(corpora: &HashMap<Kind, Corpus>, results: &Results, workspace: &Path) -> String {
+fn render(
+    corpora: &HashMap<Kind, Corpus>,
+    results: &Results,
+    workspace: &Path,
+    criterion: &Path,
+) -> String {
     let mut s = String::new();
     let (oldest, newest) = results.values().fold((None, None), |(lo, hi), e| {
         (
@@ -287,7 +295,7 @@ fn render(corpora: &HashMap<Kind, Corpus>, results: &Results, workspace: &Path) 
         newest.map_or_else(|| "?".to_owned(), utc),
         span,
         machine(),
-        git_describe(workspace),
+        code_measured(criterion, oldest, workspace),
         rustc_version(),
     );
 
@@ -484,6 +492,28 @@ fn machine() -> String {
         .unwrap_or_else(|| "unknown CPU".to_owned());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!("{model}, {cores} cores")
+}
+
+/// The code the results measured: the revision `cargo xtask bench` wrote into
+/// `<criterion>/code.txt` as it started, when that was before the oldest result; otherwise
+/// the workspace's revision now, said to be so (the results may be older).
+fn code_measured(criterion: &Path, oldest: Option<SystemTime>, workspace: &Path) -> String {
+    let stamp = criterion.join(CODE_STAMP);
+    let stamped = fs::metadata(&stamp)
+        .and_then(|m| m.modified())
+        .ok()
+        .zip(oldest)
+        .filter(|(stamped, oldest)| stamped <= oldest)
+        .and_then(|_| fs::read_to_string(&stamp).ok())
+        .map(|code| code.trim().to_owned())
+        .filter(|code| !code.is_empty());
+    match stamped {
+        Some(code) => format!("`{code}` (when `cargo xtask bench` started)"),
+        None => format!(
+            "{} (the workspace when reported; no `cargo xtask bench` stamp older than the results)",
+            git_describe(workspace)
+        ),
+    }
 }
 
 fn git_describe(workspace: &Path) -> String {
