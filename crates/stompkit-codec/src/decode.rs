@@ -707,10 +707,11 @@ impl Decoder {
                     0
                 };
                 let mut name = (probe | 1 << 16).trailing_zeros() as usize;
-                if name.wrapping_sub(1) >= (at - line_start).min(16) - 1 {
-                    name = first_colon(buf, line_start, at)? - line_start;
+                let mut colon = line_start + name;
+                if name.wrapping_sub(1) >= 15 || colon >= at {
+                    colon = first_colon(buf, line_start, at)?;
+                    name = colon - line_start;
                 }
-                let colon = line_start + name;
                 if !spans.set(count, line_start, colon, at) {
                     return None; // more headers than an inline index holds
                 }
