@@ -30,6 +30,9 @@ const BEGIN: &str = "<!-- perf-report:begin -->";
 /// Written by `cargo xtask bench` into the criterion directory as it starts: the revision
 /// being measured (`git describe --always --dirty`).
 const CODE_STAMP: &str = "code.txt";
+/// Written by `cargo xtask bench` into the criterion directory: the interleaved decode (a)
+/// comparison (`benches/interleaved.rs`), a Markdown table.
+const INTERLEAVED: &str = "interleaved.md";
 const END: &str = "<!-- perf-report:end -->";
 
 /// A mean time per iteration with its 95% confidence interval, in ns.
@@ -154,7 +157,7 @@ fn run() -> Result<(), String> {
     }
 
     let mut section = render(&corpora, &results, &workspace, &criterion);
-    section.push_str(&interleaved(&criterion.join("interleaved.md"))?);
+    section.push_str(&interleaved(&criterion.join(INTERLEAVED))?);
     let document = match fs::read_to_string(&out) {
         Ok(text) => splice(&text, &section)?,
         Err(e) if e.kind() == io::ErrorKind::NotFound => template(&section),
@@ -325,8 +328,16 @@ fn render(
     };
     let _ = writeln!(
         s,
-        "| decode (c) time / decode (b) time, body 16x larger (flat is ~1x) | {flat} | info |\n"
+        "| decode (c) time / decode (b) time, body 16x larger (flat is ~1x) | {flat} | info |"
     );
+    if let Some(paired) = paired_medians(&criterion.join(INTERLEAVED)) {
+        let _ = writeln!(
+            s,
+            "| decode (a): anchor / stompkit, median of the per-round ratios of the \
+             interleaved comparison below (same state for both in each round) | {paired} | info |"
+        );
+    }
+    s.push('\n');
 
     let _ = writeln!(s, "### Results\n");
     let _ = writeln!(
@@ -343,6 +354,22 @@ fn render(
         render_group(&mut s, group, corpus, results);
     }
     s
+}
+
+/// The median paired ratio of each stompkit decoder in the interleaved comparison's table
+/// (its rows `| stompkit-codec <entry point> | ... |`, the paired median in the seventh
+/// column), e.g. "`decode` 7.23x, `decode_slice` 11.63x"; `None` without that table.
+fn paired_medians(path: &Path) -> Option<String> {
+    let table = fs::read_to_string(path).ok()?;
+    let medians: Vec<String> = table
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let entry = cells.get(1)?.strip_prefix("stompkit-codec ")?;
+            Some(format!("`{entry}` {}", cells.get(7)?))
+        })
+        .collect();
+    (!medians.is_empty()).then(|| medians.join(", "))
 }
 
 /// The interleaved decode (a) comparison that `cargo xtask bench` writes next to criterion's
