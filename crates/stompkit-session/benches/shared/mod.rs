@@ -1,0 +1,39 @@
+//! What the session benches share: a connected session and a batch of MESSAGE frames.
+
+use std::time::{Duration, Instant};
+
+use stompkit_session::{Credentials, Session, SessionConfig, Subscribe};
+
+/// MESSAGE frames per iteration.
+pub(crate) const BATCH: usize = 256;
+
+/// A session connected (STOMP 1.2, no heart-beats) and subscribed to the messages' queue,
+/// with its transmits and events drained.
+pub(crate) fn connected() -> (Session, Instant) {
+    let now = Instant::now();
+    let config = SessionConfig::default().with_heart_beat(Duration::ZERO, Duration::ZERO);
+    let mut session = Session::new(config, now);
+    session.connect(now);
+    session.transport_connected(now, Credentials::login("guest", "guest"));
+    session.handle_input(now, b"CONNECTED\nversion:1.2\nheart-beat:0,0\n\n\0\n");
+    session
+        .subscribe(now, Subscribe::new("/queue/job-offers-7"))
+        .unwrap();
+    while session.poll_event().is_some() {}
+    while session.poll_transmit().is_some() {}
+    (session, now)
+}
+
+/// [`BATCH`] job-offer MESSAGEs for that subscription, as RabbitMQ sends them.
+pub(crate) fn messages() -> Vec<u8> {
+    let mut wire = Vec::new();
+    for i in 0..BATCH {
+        wire.extend_from_slice(
+            format!(
+                "MESSAGE\nsubscription:sub-1\ndestination:/queue/job-offers-7\nmessage-id:T_sub-1@@session-w__QHTR_jUQJTczXrnVt3w@@{i}\nredelivered:false\ncontent-type:application/json\ncontent-length:36\n\n{{\"type\":\"NEW_JOB_OFFER\",\"jobId\":123}}\0\n"
+            )
+            .as_bytes(),
+        );
+    }
+    wire
+}
