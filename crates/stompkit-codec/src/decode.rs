@@ -19,8 +19,10 @@
 //! A decoded frame holds one [`Bytes`] handle on its bytes (command through NUL), so taking a
 //! frame off the buffer costs one reference count, and its header index sits inline in the
 //! frame for up to eight headers (no allocation). `decode_slice` runs the same decoder over a
-//! buffer the caller owns and hands out [`FrameRef`]s borrowing it: one core (`find`) reads
-//! the next item without taking it off, and each entry point takes it its own way.
+//! buffer the caller owns and hands out [`FrameRef`]s borrowing it and the decoder's header
+//! index: both entry points try the fast path's whole frame (`fast_frame`) and then one
+//! careful core (`find`), which read the next item without taking it off, and each entry
+//! point takes it its own way.
 
 use std::fmt;
 use std::mem;
