@@ -798,7 +798,6 @@ pub struct Step {
     pub closed: bool,
 }
 
-/// Loads a transcript from `tests/transcripts/<name>.json`.
 /// The failure that ended the session's last connection attempt.
 ///
 /// # Panics
@@ -814,6 +813,7 @@ pub fn last_failure(session: &Session) -> &Failure {
         .expect("the last attempt failed")
 }
 
+/// Loads a transcript from `tests/transcripts/<name>.json`.
 pub fn transcript(name: &str) -> Vec<Step> {
     let path = format!(
         "{}/tests/transcripts/{name}.json",
