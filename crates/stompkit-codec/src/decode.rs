@@ -315,15 +315,17 @@ impl Decoder {
     /// leave the rest out of line. Counts the byte as consumed when it is one.
     #[inline]
     fn bare_line_feed(&mut self, buf: &[u8]) -> bool {
-        if buf.first() == Some(&b'\n')
-            && self.progress.scan == 0
-            && self.progress.body_start == 0
-            && self.failed.is_none()
-        {
+        if buf.first() == Some(&b'\n') && self.between_frames() {
             self.consumed += 1;
             return true;
         }
         false
+    }
+
+    /// Nothing of a frame has been looked at and no error has been seen.
+    #[inline]
+    fn between_frames(&self) -> bool {
+        self.failed.is_none() && self.progress.body_start == 0 && self.progress.scan == 0
     }
 
     /// [`decode`](Self::decode) for everything but a bare line feed between frames.
@@ -368,11 +370,11 @@ impl Decoder {
     /// keeps its header index: the result is a few words, which costs little to move, but
     /// the frame must be gone before the decoder is used again (its body and bytes borrow
     /// only `buf` and may be kept; header values may be the decoder's copies;
-    /// [`FrameRef::to_frame`] keeps the whole frame). One consequence: a helper
-    /// that loops over `decode_slice` past heart-beats and returns the first frame is
-    /// refused by today's borrow checker (a borrow returned from inside a loop); handle
-    /// heart-beats at the call site, or return `to_frame()`. Rules, limits and errors are the same,
-    /// and so is the incremental contract: `Ok(None)` means the item is not complete, and
+    /// [`FrameRef::to_frame`] keeps the whole frame). One consequence: a helper that loops
+    /// over `decode_slice` past heart-beats and returns the first frame is refused by today's
+    /// borrow checker (a borrow returned from inside a loop); handle heart-beats at the call
+    /// site, or return `to_frame()`. Rules, limits and errors are the same, and so is the
+    /// incremental contract: `Ok(None)` means the item is not complete, and
     /// the next call must be given the same bytes again, with more after them (a shorter
     /// buffer is an [`Error::BufferShrank`]). When the stream has ended,
     /// [`decode_slice_eof`](Self::decode_slice_eof) reports a truncated last frame.
@@ -494,10 +496,9 @@ impl Decoder {
     /// when the fast path does not apply, leaves everything to `find`.
     #[inline(always)]
     fn fast_frame(&mut self, buf: &[u8]) -> Option<WholeFrame> {
-        if self.failed.is_some() || self.progress.body_start != 0 || self.progress.scan != 0 {
+        if !self.between_frames() {
             return None;
         }
-
         let head = self.fast_head(buf)?;
         if let Some(nul) = self.fast_body_end(buf, &head) {
             return Some(WholeFrame {
