@@ -459,7 +459,7 @@ impl fmt::Debug for Frame {
     /// anything with `token`, `authorization`, `password`, `secret` or `cookie` in its name)
     /// are shown as `<redacted>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        debug_frame(f, "Frame", self.command, self.headers(), self.body().len())
+        debug_frame(f, "Frame", self.parts())
     }
 }
 
@@ -467,9 +467,7 @@ impl fmt::Debug for Frame {
 fn debug_frame(
     f: &mut fmt::Formatter<'_>,
     kind: &str,
-    command: Command,
-    headers: Headers<'_>,
-    body_len: usize,
+    (command, headers, body): Parts<'_>,
 ) -> fmt::Result {
     struct HeaderList<'a>(Headers<'a>);
     impl fmt::Debug for HeaderList<'_> {
@@ -489,7 +487,7 @@ fn debug_frame(
     f.debug_struct(kind)
         .field("command", &command)
         .field("headers", &HeaderList(headers))
-        .field("body_len", &body_len)
+        .field("body_len", &body.len())
         .finish()
 }
 
@@ -661,13 +659,7 @@ fn same_frame(a: Parts<'_>, b: Parts<'_>) -> bool {
 impl fmt::Debug for FrameRef<'_, '_> {
     /// As [`Frame`]'s: credential values are shown as `<redacted>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        debug_frame(
-            f,
-            "FrameRef",
-            self.command,
-            self.headers(),
-            self.body().len(),
-        )
+        debug_frame(f, "FrameRef", self.parts())
     }
 }
 
