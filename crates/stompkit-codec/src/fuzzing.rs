@@ -101,8 +101,7 @@ pub fn decode_slice_chunked(
                 }
                 Ok(None) => break,
                 Err(error) => {
-                    let offset = error.offset().expect("a decoding error has an offset");
-                    assert!(offset <= data.len() as u64, "error offset past the input");
+                    check_error_offset(&error, data.len());
                     let again = decoder.decode_slice(&data[taken..end]).map(|_| ());
                     assert_eq!(
                         again.map_err(|e| e.to_string()),
@@ -119,12 +118,7 @@ pub fn decode_slice_chunked(
                 data.len(),
                 "decode_slice_eof returned None with bytes left"
             );
-            assert_eq!(
-                decoder.consumed(),
-                data.len() as u64,
-                "bytes unaccounted for"
-            );
-            assert!(!decoder.is_mid_frame(), "mid-frame after a clean end");
+            check_clean_end(&decoder, data.len());
             return (items, None);
         }
     }
@@ -175,12 +169,7 @@ fn decode_stream(version: Version, limits: Limits, data: &[u8], chunks: &[usize]
                 buf.is_empty(),
                 "decode_eof returned Ok(None) with bytes left"
             );
-            assert_eq!(
-                decoder.consumed(),
-                data.len() as u64,
-                "bytes unaccounted for"
-            );
-            assert!(!decoder.is_mid_frame(), "mid-frame after a clean end");
+            check_clean_end(&decoder, data.len());
             assert_eq!(
                 decoder.decode_eof(&mut buf).ok(),
                 Some(None),
@@ -206,6 +195,19 @@ fn check_item_limits(item: &Item, limits: &Limits) {
 
 /// A decoding error is fatal and repeats; its offset lies within the stream.
 fn check_error(decoder: &mut Decoder, buf: &mut BytesMut, error: &Error, len: usize) {
+    check_error_offset(error, len);
+    let text = error.to_string();
+    for again in [decoder.decode(buf), decoder.decode_eof(buf)] {
+        match again {
+            Err(e) => assert_eq!(e.to_string(), text, "a later call gave another error"),
+            Ok(item) => panic!("decoder went on after {text}: {item:?}"),
+        }
+    }
+}
+
+/// A decoding error of a `len`-byte input points inside it, and a `Truncated` counts to its
+/// end.
+fn check_error_offset(error: &Error, len: usize) {
     let offset = error.offset().expect("a decoding error has an offset");
     assert!(
         offset <= len as u64,
@@ -218,13 +220,13 @@ fn check_error(decoder: &mut Decoder, buf: &mut BytesMut, error: &Error, len: us
             "Truncated must count to EOF"
         );
     }
-    let text = error.to_string();
-    for again in [decoder.decode(buf), decoder.decode_eof(buf)] {
-        match again {
-            Err(e) => assert_eq!(e.to_string(), text, "a later call gave another error"),
-            Ok(item) => panic!("decoder went on after {text}: {item:?}"),
-        }
-    }
+}
+
+/// A `len`-byte input decoded to its end without error: every byte accounted for, and
+/// nothing of a frame left.
+fn check_clean_end(decoder: &Decoder, len: usize) {
+    assert_eq!(decoder.consumed(), len as u64, "bytes unaccounted for");
+    assert!(!decoder.is_mid_frame(), "mid-frame after a clean end");
 }
 
 /// The `decode` target: `data` as a raw stream, in every version, with small and default
