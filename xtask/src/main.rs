@@ -132,8 +132,8 @@ fn bench() -> Result<(), String> {
         .filter(|out| out.status.success())
         .map(|out| out.stdout)
         .unwrap_or_default();
-    std::fs::write(criterion.join("code.txt"), code)
-        .map_err(|e| format!("writing {}: {e}", criterion.join("code.txt").display()))?;
+    let stamp = criterion.join("code.txt");
+    std::fs::write(&stamp, code).map_err(|e| format!("writing {}: {e}", stamp.display()))?;
     run(Command::new(&cargo).args([
         "bench",
         "-p",

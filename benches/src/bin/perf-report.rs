@@ -156,8 +156,17 @@ fn run() -> Result<(), String> {
         ));
     }
 
-    let mut section = render(&corpora, &results, &workspace, &criterion);
-    section.push_str(&interleaved(&criterion.join(INTERLEAVED))?);
+    let interleaved = Interleaved::read(&criterion.join(INTERLEAVED))?;
+    let mut section = render(
+        &corpora,
+        &results,
+        &workspace,
+        &criterion,
+        interleaved.as_ref(),
+    );
+    if let Some(interleaved) = &interleaved {
+        section.push_str(&interleaved.section());
+    }
     let document = match fs::read_to_string(&out) {
         Ok(text) => splice(&text, &section)?,
         Err(e) if e.kind() == io::ErrorKind::NotFound => template(&section),
@@ -278,6 +287,7 @@ fn render(
     results: &Results,
     workspace: &Path,
     criterion: &Path,
+    interleaved: Option<&Interleaved>,
 ) -> String {
     let mut s = String::new();
     let (oldest, newest) = results.values().fold((None, None), |(lo, hi), e| {
@@ -330,7 +340,7 @@ fn render(
         s,
         "| decode (c) time / decode (b) time, body 16x larger (flat is ~1x) | {flat} | info |"
     );
-    if let Some(paired) = paired_medians(&criterion.join(INTERLEAVED)) {
+    if let Some(paired) = interleaved.and_then(Interleaved::paired_medians) {
         let _ = writeln!(
             s,
             "| decode (a): anchor / stompkit, median of the per-round ratios of the \
@@ -356,40 +366,54 @@ fn render(
     s
 }
 
-/// The median paired ratio of each stompkit decoder in the interleaved comparison's table
-/// (its rows `| stompkit-codec <entry point> | ... |`, the paired median in the seventh
-/// column), e.g. "`decode` 7.23x, `decode_slice` 11.63x"; `None` without that table.
-fn paired_medians(path: &Path) -> Option<String> {
-    let table = fs::read_to_string(path).ok()?;
-    let medians: Vec<String> = table
-        .lines()
-        .filter_map(|line| {
-            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-            let entry = cells.get(1)?.strip_prefix("stompkit-codec ")?;
-            Some(format!("`{entry}` {}", cells.get(7)?))
-        })
-        .collect();
-    (!medians.is_empty()).then(|| medians.join(", "))
+/// The interleaved decode (a) comparison that `cargo xtask bench` writes next to criterion's
+/// results: its Markdown table, and when it was written.
+struct Interleaved {
+    table: String,
+    written: SystemTime,
 }
 
-/// The interleaved decode (a) comparison that `cargo xtask bench` writes next to criterion's
-/// results, as a subsection; nothing when it has not been run.
-fn interleaved(path: &Path) -> Result<String, String> {
-    let table = match fs::read_to_string(path) {
-        Ok(table) => table,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(String::new()),
-        Err(e) => return Err(format!("reading {}: {e}", path.display())),
-    };
-    let written = fs::metadata(path)
-        .and_then(|m| m.modified())
-        .map_err(|e| format!("reading {}: {e}", path.display()))?;
-    Ok(format!(
-        "### Interleaved decode (a)\n\n\
-         `cargo bench -p stompkit-benches --bench interleaved`, written {}: each round decodes \
-         (a) once with each decoder, the order turning; the paired ratio is the anchor's time \
-         over this decoder's in the same round.\n\n{table}\n",
-        utc(written)
-    ))
+impl Interleaved {
+    /// The comparison at `path`; `None` when it has not been run.
+    fn read(path: &Path) -> Result<Option<Self>, String> {
+        let table = match fs::read_to_string(path) {
+            Ok(table) => table,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("reading {}: {e}", path.display())),
+        };
+        let written = fs::metadata(path)
+            .and_then(|m| m.modified())
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        Ok(Some(Self { table, written }))
+    }
+
+    /// The median paired ratio of each stompkit decoder (the table's rows
+    /// `| stompkit-codec <entry point> | ... |`, the paired median in the seventh column),
+    /// e.g. "`decode` 7.23x, `decode_slice` 11.63x"; `None` when the table has no such row.
+    fn paired_medians(&self) -> Option<String> {
+        let medians: Vec<String> = self
+            .table
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let entry = cells.get(1)?.strip_prefix("stompkit-codec ")?;
+                Some(format!("`{entry}` {}", cells.get(7)?))
+            })
+            .collect();
+        (!medians.is_empty()).then(|| medians.join(", "))
+    }
+
+    /// The comparison as a subsection of the report.
+    fn section(&self) -> String {
+        format!(
+            "### Interleaved decode (a)\n\n\
+             `cargo bench -p stompkit-benches --bench interleaved`, written {}: each round \
+             decodes (a) once with each decoder, the order turning; the paired ratio is the \
+             anchor's time over this decoder's in the same round.\n\n{}\n",
+            utc(self.written),
+            self.table
+        )
+    }
 }
 
 fn render_group(s: &mut String, group: &Group, corpus: &Corpus, results: &Results) {
