@@ -15,14 +15,10 @@
 #[path = "shared/mod.rs"]
 mod shared;
 
-use std::hint::black_box;
 use std::io::Write as _;
 use std::time::Instant;
 
-use bytes::BytesMut;
-use shared::{BATCH, connected, messages};
-use stompkit_codec::{Decoder, Item, Version};
-use stompkit_session::Event;
+use shared::{BATCH, codec_input, connected, messages, session_input};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -41,22 +37,9 @@ fn main() {
             let path = (round + k) % 2;
             let start = Instant::now();
             let frames = if path == 0 {
-                let mut decoder = Decoder::new(Version::V1_2);
-                let mut buf = BytesMut::from(&wire[..]);
-                let mut n = 0;
-                while let Some(item) = decoder.decode(&mut buf).unwrap() {
-                    n += usize::from(matches!(item, Item::Frame(_)));
-                    black_box(item);
-                }
-                n
+                codec_input(&wire)
             } else {
-                session.handle_input(now, black_box(&wire));
-                let mut n = 0;
-                while let Some(event) = session.poll_event() {
-                    n += usize::from(matches!(event, Event::Message { .. }));
-                    black_box(event);
-                }
-                n
+                session_input(&mut session, now, &wire)
             };
             times[path].push(start.elapsed().as_secs_f64() * 1e6);
             assert_eq!(frames, BATCH, "path {path}");

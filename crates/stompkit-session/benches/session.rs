@@ -8,41 +8,24 @@ use std::hint::black_box;
 
 use bytes::BytesMut;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use stompkit_codec::{Command, Decoder, Encoder, Frame, Version};
-use stompkit_session::{Event, Message};
+use stompkit_codec::{Command, Encoder, Frame, Version};
+use stompkit_session::Message;
 
 #[path = "shared/mod.rs"]
 mod shared;
 
-use shared::{BATCH, connected, messages};
+use shared::{BATCH, codec_input, connected, messages, session_input};
 
 fn input(c: &mut Criterion) {
     let wire = messages();
     let mut group = c.benchmark_group("input");
     group.throughput(Throughput::Elements(BATCH as u64));
     group.bench_function("codec_decode", |b| {
-        b.iter(|| {
-            let mut decoder = Decoder::new(Version::V1_2);
-            let mut buf = BytesMut::from(&wire[..]);
-            let mut n = 0;
-            while let Some(item) = decoder.decode(&mut buf).unwrap() {
-                n += usize::from(matches!(item, stompkit_codec::Item::Frame(_)));
-                black_box(item);
-            }
-            assert_eq!(n, BATCH);
-        });
+        b.iter(|| assert_eq!(codec_input(&wire), BATCH));
     });
     group.bench_function("session_handle_input", |b| {
         let (mut session, now) = connected();
-        b.iter(|| {
-            session.handle_input(now, black_box(&wire));
-            let mut n = 0;
-            while let Some(event) = session.poll_event() {
-                n += usize::from(matches!(event, Event::Message { .. }));
-                black_box(event);
-            }
-            assert_eq!(n, BATCH);
-        });
+        b.iter(|| assert_eq!(session_input(&mut session, now, &wire), BATCH));
     });
     group.finish();
 }

@@ -1,8 +1,11 @@
 //! What the session benches share: a connected session and a batch of MESSAGE frames.
 
+use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use stompkit_session::{Credentials, Session, SessionConfig, Subscribe};
+use bytes::BytesMut;
+use stompkit_codec::{Decoder, Item, Version};
+use stompkit_session::{Credentials, Event, Session, SessionConfig, Subscribe};
 
 /// MESSAGE frames per iteration.
 pub(crate) const BATCH: usize = 256;
@@ -36,4 +39,29 @@ pub(crate) fn messages() -> Vec<u8> {
         );
     }
     wire
+}
+
+/// The codec alone on `wire`: a fresh decoder and buffer, every item decoded and looked at;
+/// returns the frames.
+pub(crate) fn codec_input(wire: &[u8]) -> usize {
+    let mut decoder = Decoder::new(Version::V1_2);
+    let mut buf = BytesMut::from(wire);
+    let mut frames = 0;
+    while let Some(item) = decoder.decode(&mut buf).unwrap() {
+        frames += usize::from(matches!(item, Item::Frame(_)));
+        black_box(item);
+    }
+    frames
+}
+
+/// The session on `wire`: `handle_input`, then every event polled and looked at; returns the
+/// `Event::Message`s.
+pub(crate) fn session_input(session: &mut Session, now: Instant, wire: &[u8]) -> usize {
+    session.handle_input(now, black_box(wire));
+    let mut messages = 0;
+    while let Some(event) = session.poll_event() {
+        messages += usize::from(matches!(event, Event::Message { .. }));
+        black_box(event);
+    }
+    messages
 }
