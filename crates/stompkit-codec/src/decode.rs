@@ -188,6 +188,9 @@ pub struct Decoder {
     /// borrows [`Progress::inline`]). A shared index (with any unescaped header copies) is
     /// freed at the next call.
     index: HeaderIndex,
+    /// The fast path's share of the limits, worked out when they are set rather than per
+    /// frame (see [`FastLimits`]).
+    fast_limits: FastLimits,
 }
 
 impl fmt::Debug for Decoder {
@@ -262,6 +265,7 @@ impl Decoder {
             failed: None,
             progress: Progress::default(),
             index: HeaderIndex::Inline(InlineSpans::EMPTY),
+            fast_limits: FastLimits::new(&limits),
         }
     }
 
@@ -285,6 +289,7 @@ impl Decoder {
     /// Replaces the limits; they apply from the next check on.
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
+        self.fast_limits = FastLimits::new(&limits);
     }
 
     /// How many bytes the decoder has removed from the front of the stream so far.
@@ -417,7 +422,11 @@ impl Decoder {
         &'i mut self,
         buf: &'a [u8],
     ) -> Result<Option<(ItemRef<'a, 'i>, usize)>, Error> {
-        match self.slice_end(buf)? {
+        let end = match self.slice_fast(buf) {
+            Some(fast) => Some(SliceEnd::Fast(fast)),
+            None => self.slice_careful(buf)?,
+        };
+        match end {
             Some(end) => Ok(Some(self.slice_item(buf, end))),
             None if buf.is_empty() => Ok(None),
             None => Err(self.truncated(buf.len())),
@@ -431,33 +440,48 @@ impl Decoder {
         &'i mut self,
         buf: &'a [u8],
     ) -> Result<Option<(ItemRef<'a, 'i>, usize)>, Error> {
-        Ok(self.slice_end(buf)?.map(|end| self.slice_item(buf, end)))
+        // The usual frame returns from here, as `decode_item`'s does: not through the
+        // `SliceEnd` the careful path's items share, whose kind would be dispatched on.
+        if let Some(fast) = self.slice_fast(buf) {
+            return Ok(Some(self.slice_item(buf, SliceEnd::Fast(fast))));
+        }
+        Ok(self
+            .slice_careful(buf)?
+            .map(|end| self.slice_item(buf, end)))
     }
 
-    /// Finds the next item at the front of `buf` for [`decode_slice`](Self::decode_slice)
-    /// and counts it as consumed. A frame's header index is left in the decoder, for
-    /// [`slice_item`](Self::slice_item).
+    /// The first step of [`decode_slice`](Self::decode_slice): frees the index of the last
+    /// frame the careful path read, then tries the fast path's whole frame at the front of
+    /// `buf` (see [`fast_frame`](Self::fast_frame)) and counts it as consumed.
     #[inline(always)]
-    fn slice_end(&mut self, buf: &[u8]) -> Result<Option<SliceEnd>, Error> {
+    fn slice_fast(&mut self, buf: &[u8]) -> Option<WholeFrame> {
         if let HeaderIndex::Shared(_) = self.index {
             self.free_index();
         }
-        let end = match self.fast_frame(buf) {
-            Some(fast) => SliceEnd::Fast(fast),
-            None => match self.find(buf) {
-                Found::Failed => return Err(self.failure()),
-                Found::NeedMore => return Ok(None),
-                Found::Heartbeat(len) => SliceEnd::Heartbeat(len),
-                Found::Frame { nul } => {
-                    let (command, headers, body_start) = self.finish_frame();
-                    self.index = headers;
-                    SliceEnd::Recorded(WholeFrame {
-                        command,
-                        body_start,
-                        nul,
-                    })
-                }
-            },
+        let fast = self.fast_frame(buf)?;
+        self.consumed += (fast.nul + 1) as u64;
+        Some(fast)
+    }
+
+    /// The second step of [`decode_slice`](Self::decode_slice), after
+    /// [`slice_fast`](Self::slice_fast) found no whole frame: finds the next item at the
+    /// front of `buf` the careful way and counts it as consumed. A frame's header index is
+    /// left in the decoder, for [`slice_item`](Self::slice_item).
+    #[inline(always)]
+    fn slice_careful(&mut self, buf: &[u8]) -> Result<Option<SliceEnd>, Error> {
+        let end = match self.find(buf) {
+            Found::Failed => return Err(self.failure()),
+            Found::NeedMore => return Ok(None),
+            Found::Heartbeat(len) => SliceEnd::Heartbeat(len),
+            Found::Frame { nul } => {
+                let (command, headers, body_start) = self.finish_frame();
+                self.index = headers;
+                SliceEnd::Recorded(WholeFrame {
+                    command,
+                    body_start,
+                    nul,
+                })
+            }
         };
         self.consumed += end.len() as u64;
         Ok(Some(end))
@@ -473,10 +497,10 @@ impl Decoder {
         self.index = HeaderIndex::Inline(InlineSpans::EMPTY);
     }
 
-    /// The item [`slice_end`](Self::slice_end) found, and its length. A frame borrows the
-    /// decoder's header index rather than copying it: the result is then a few words, which
-    /// the caller moves cheaply (copying a freshly written index out of a larger result
-    /// stalled that move on store forwarding).
+    /// The item [`slice_fast`](Self::slice_fast) or [`slice_careful`](Self::slice_careful)
+    /// found, and its length. A frame borrows the decoder's header index rather than copying
+    /// it: the result is then a few words, which the caller moves cheaply (copying a freshly
+    /// written index out of a larger result stalled that move on store forwarding).
     #[inline(always)]
     fn slice_item<'a, 'i>(&'i self, buf: &'a [u8], end: SliceEnd) -> (ItemRef<'a, 'i>, usize) {
         let (frame, headers) = match end {
@@ -638,14 +662,8 @@ impl Decoder {
     /// heads no line of which can break it.
     #[inline(always)]
     fn fast_head(&mut self, buf: &[u8]) -> Option<FastHead> {
-        // Only heads an inline index can address, and in which no line can be longer than
-        // the line limit (a line's content ends before its line feed, at most at
-        // `max_header_line_bytes`): the rest take the careful path.
-        let visible = buf
-            .len()
-            .min(self.head_limit())
-            .min(INLINE_MAX_OFFSET)
-            .min(self.limits.max_header_line_bytes.saturating_add(1));
+        let FastLimits { reach, max_headers } = self.fast_limits;
+        let visible = buf.len().min(reach);
         // The command line: every command fits in the first 16 bytes with its line feed.
         let first = buf.first_chunk::<16>()?;
         // What a broker sends most, checked as one 8-byte word.
@@ -662,12 +680,13 @@ impl Decoder {
         if at >= visible {
             return None;
         }
-        let max_headers = self.limits.max_headers.min(INLINE_HEADERS);
         let max_frame = self.limits.max_frame_bytes;
-        // Spans go straight into the decoder's inline index; the count stays in a register.
-        let spans = &mut self.progress.inline;
-        let mut count = 0;
-        let mut content_length = None;
+        // Spans go straight into the decoder's inline index, slot by slot; the count is
+        // worked out from the slots left once the head is whole (one induction variable in
+        // the loop, not a count and the pointer the compiler derived from it).
+        let mut slots = self.progress.inline.slots();
+        // `NO_LENGTH` until a `content-length` is read: one register, not an `Option`'s two.
+        let mut content_length = NO_LENGTH;
         let mut line_start = at + 1;
         let mut base = line_start;
         // Lines starting up to here have 16 bytes to probe for their colon.
@@ -675,11 +694,11 @@ impl Decoder {
         while base < visible {
             let rest = &buf[base..visible];
             let tail;
-            let (block, len) = match rest.first_chunk::<{ scan::BLOCK }>() {
-                Some(full) => (full, scan::BLOCK),
+            let block = match rest.first_chunk::<{ scan::BLOCK }>() {
+                Some(full) => full,
                 None => {
                     tail = scan::padded(rest, b' ');
-                    (&tail, rest.len())
+                    &tail
                 }
             };
             let mut ends = scan::line_end_bits(block);
@@ -692,14 +711,16 @@ impl Decoder {
                 }
                 let at = base + i;
                 if at == line_start {
+                    let count = INLINE_HEADERS - slots.len();
                     if count > max_headers {
                         return None;
                     }
-                    spans.set_len(count);
+                    drop(slots); // its borrow of the index ends here
+                    self.progress.inline.set_len(count);
                     return Some(FastHead {
                         command,
                         body_start: at + 1,
-                        content_length,
+                        content_length: (content_length != NO_LENGTH).then_some(content_length),
                     });
                 }
                 // The colon: one 16-byte compare finds it for a name of 1 to 15 bytes that
@@ -709,22 +730,34 @@ impl Decoder {
                 } else {
                     0
                 };
-                let mut name = (probe | 1 << 16).trailing_zeros() as usize;
-                let mut colon = line_start + name;
-                if name.wrapping_sub(1) >= 15 || colon >= at {
-                    colon = first_colon(buf, line_start, at)?;
-                    name = colon - line_start;
-                }
-                if !spans.set(count, line_start, colon, at) {
+                let name = (probe | 1 << 16).trailing_zeros() as usize;
+                let slow = || first_colon(buf, line_start, at).map(|c| (c, c - line_start));
+                // Two branches, not one `||`: the compiler turned that into a flag, a second
+                // test and a name worked out again from the colon.
+                let (colon, name) = if name.wrapping_sub(1) < 15 {
+                    if line_start + name < at {
+                        (line_start + name, name)
+                    } else {
+                        slow()?
+                    }
+                } else {
+                    slow()?
+                };
+                let Some(slot) = slots.next() else {
                     return None; // more headers than an inline index holds
-                }
-                count += 1;
-                if name == 14 && content_length.is_none() {
-                    content_length = fast_content_length(buf, line_start, colon, at, max_frame)?;
+                };
+                // `at < visible <= INLINE_MAX_OFFSET`: every offset fits a `u16`.
+                debug_assert!(colon < at && at <= INLINE_MAX_OFFSET);
+                *slot = [line_start as u16, colon as u16, at as u16];
+                if name == 14 && content_length == NO_LENGTH {
+                    content_length =
+                        fast_content_length(buf, line_start, at, max_frame)?.unwrap_or(NO_LENGTH);
                 }
                 line_start = at + 1;
             }
-            base += len;
+            // A padded block is the last: `base` passes `visible` and the loop ends (no line
+            // end is marked in the padding). No block length is kept in a register.
+            base += scan::BLOCK;
         }
         None
     }
@@ -839,11 +872,10 @@ impl Decoder {
         }
     }
 
-    /// Heads longer than this are refused: the frame limit, and the largest head a frame's
-    /// header spans can address (2 GiB).
+    /// Heads longer than this are refused (see [`head_limit`]).
     #[inline]
     fn head_limit(&self) -> usize {
-        self.limits.max_frame_bytes.min(MAX_SPAN_OFFSET)
+        head_limit(&self.limits)
     }
 
     /// The limits the last byte buffered breaks, when the head is not complete: everything
@@ -1073,25 +1105,36 @@ impl Decoder {
     }
 }
 
-/// The fast path's look at a header line whose name is 14 bytes long, before any
-/// `content-length`: `Some(None)` when it is something else, `Some(Some(length))` when it is
-/// a `content-length` the frame can carry, and `None` when its value is invalid or over the
+/// The fast path's look at the header line `start..lf` whose name is 14 bytes long, before
+/// any `content-length`: `Some(None)` when it is something else, `Some(Some(length))` when it
+/// is a `content-length` the frame can carry, and `None` when its value is invalid or over the
 /// frame limit (the careful path reports it). Out of line: it runs once or twice per frame.
 #[inline(never)]
 fn fast_content_length(
     buf: &[u8],
     start: usize,
-    colon: usize,
     lf: usize,
     max_frame: usize,
 ) -> Option<Option<usize>> {
-    if buf[start..colon] != *b"content-length" {
-        return Some(None);
+    match buf[start..lf].split_first_chunk::<15>() {
+        Some((name, value)) if is_content_length_name(name) => line::content_length(value)
+            .and_then(|length| length_within_frame(length, lf, max_frame))
+            .map(Some),
+        _ => Some(None),
     }
-    line::content_length(&buf[colon + 1..lf])
-        .and_then(|length| length_within_frame(length, lf, max_frame))
-        .map(Some)
 }
+
+/// Whether a header line starts `content-length:`, compared as two overlapping 8-byte words
+/// (two compares, where a 15-byte slice compare loads it in four pieces).
+#[inline(always)]
+fn is_content_length_name(name: &[u8; 15]) -> bool {
+    let word = |bytes: &[u8]| u64::from_le_bytes(bytes.try_into().expect("8 bytes"));
+    word(&name[..8]) == word(b"content-") && word(&name[7..]) == word(b"-length:")
+}
+
+/// The fast path's `content-length` before one is read. No length read is this large: a
+/// length must fit in a frame, with its header line (see [`length_within_frame`]).
+const NO_LENGTH: usize = usize::MAX;
 
 /// A `content-length` whose header line ends with the line feed at `lf`, when the smallest
 /// frame that can carry it (this line, a blank line, the body and the NUL) fits in
@@ -1112,6 +1155,37 @@ fn first_colon(buf: &[u8], start: usize, lf: usize) -> Option<usize> {
     match memchr::memchr(b':', &buf[start..lf]) {
         Some(name) if name > 0 => Some(start + name),
         _ => None,
+    }
+}
+
+/// Heads longer than this are refused: the frame limit, and the largest head a frame's
+/// header spans can address (2 GiB).
+#[inline]
+fn head_limit(limits: &Limits) -> usize {
+    limits.max_frame_bytes.min(MAX_SPAN_OFFSET)
+}
+
+/// The limits as the fast path applies them.
+#[derive(Debug, Clone, Copy)]
+struct FastLimits {
+    /// The fast path reads heads that end within this many bytes: heads an inline index can
+    /// address, and in which no line can be longer than the line limit (a line's content
+    /// ends before its line feed, at most at `max_header_line_bytes`). The rest take the
+    /// careful path.
+    reach: usize,
+    /// Most headers in a head the fast path reads: the limit, or as many as an inline index
+    /// holds.
+    max_headers: usize,
+}
+
+impl FastLimits {
+    fn new(limits: &Limits) -> Self {
+        Self {
+            reach: head_limit(limits)
+                .min(INLINE_MAX_OFFSET)
+                .min(limits.max_header_line_bytes.saturating_add(1)),
+            max_headers: limits.max_headers.min(INLINE_HEADERS),
+        }
     }
 }
 

@@ -119,6 +119,13 @@ impl InlineSpans {
         true
     }
 
+    /// The span slots, to be filled in order; as many count as
+    /// [`set_len`](Self::set_len) says.
+    #[inline(always)]
+    pub(crate) fn slots(&mut self) -> std::slice::IterMut<'_, [u16; 3]> {
+        self.spans.iter_mut()
+    }
+
     /// Sets how many spans count (at most [`INLINE_HEADERS`]).
     #[inline]
     pub(crate) fn set_len(&mut self, len: usize) {

@@ -15,11 +15,12 @@ pub(crate) fn content_length(value: &[u8]) -> Option<u64> {
     if value.len().wrapping_sub(1) < 19 {
         let mut n = 0u64;
         for &byte in value {
-            let digit = byte.wrapping_sub(b'0');
+            // Widened first: the digit is then used as is, without a second zero-extension.
+            let digit = u64::from(byte).wrapping_sub(u64::from(b'0'));
             if digit > 9 {
                 return None;
             }
-            n = n * 10 + u64::from(digit);
+            n = n * 10 + digit;
         }
         return Some(n);
     }
