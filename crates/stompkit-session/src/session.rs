@@ -1003,6 +1003,8 @@ impl Session {
     }
 
     fn on_message(&mut self, frame: Frame) {
+        // One pass over the headers, keeping what the rest needs (values borrow the frame,
+        // which moves into its event at the end).
         let mut subscription = None;
         let mut message_id = None;
         let mut ack = None;
@@ -1011,7 +1013,7 @@ impl Session {
         for (i, (name, value)) in frame.headers().enumerate() {
             match name {
                 b"subscription" if subscription.is_none() => subscription = Some(value),
-                b"message-id" if message_id.is_none() => message_id = Some(i),
+                b"message-id" if message_id.is_none() => message_id = Some((i, value)),
                 b"ack" if ack.is_none() => ack = Some(i),
                 b"destination" if destination.is_none() => destination = Some(value),
                 b"redelivered" => redelivered |= value == b"true",
@@ -1019,9 +1021,7 @@ impl Session {
             }
         }
         let id = match subscription {
-            Some(wire) => {
-                SubscriptionId::parse_wire(wire).filter(|id| self.subscriptions.contains_key(id))
-            }
+            Some(wire) => SubscriptionId::parse_wire(wire),
             // STOMP 1.0 brokers may leave the header out: match by destination.
             None => destination.and_then(|d| {
                 self.subscriptions
@@ -1033,25 +1033,24 @@ impl Session {
         if let Some(d) = destination {
             self.stats.destination_mut(d).received += 1;
         }
-        let Some(id) = id else {
+        // One lookup: the subscription is borrowed while the other fields are updated.
+        let Some((id, sub)) = id.and_then(|id| Some((id, self.subscriptions.get_mut(&id)?))) else {
             self.events.push_back(Event::StrayMessage { frame });
             return;
         };
-        let seen = message_id
-            .and_then(|i| frame.headers().nth(i))
-            .is_some_and(|(_, m)| self.duplicates.check_and_insert(m));
+        let seen = message_id.is_some_and(|(_, m)| self.duplicates.check_and_insert(m));
         let possibly_duplicate = redelivered || seen;
         if possibly_duplicate {
             self.stats.possible_duplicates += 1;
         }
         let delivery = DeliveryId(self.next_delivery);
         self.next_delivery += 1;
-        let sub = self.subscriptions.get_mut(&id).expect("looked up above");
         // Only a message that will be acknowledged keeps the id its ACK carries.
         let ack_id = if sub.request.ack == AckMode::Auto {
             None
         } else {
             sub.pending.push_back(delivery);
+            let message_id = message_id.map(|(i, _)| i);
             let header = match self.link.as_ref().map(|l| l.version) {
                 Some(Version::V1_2) | None => ack.or(message_id),
                 Some(Version::V1_0 | Version::V1_1) => message_id,
