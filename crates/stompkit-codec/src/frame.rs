@@ -218,6 +218,17 @@ impl HeaderIndex {
         self.as_ref().headers(data)
     }
 
+    /// The `index`-th header's value as [`Bytes`] sharing the frame's memory.
+    fn get_value_bytes(&self, data: &Bytes, index: usize) -> Option<Bytes> {
+        match self {
+            Self::Inline(inline) => inline.get(index).map(|(_, value)| data.slice(value)),
+            Self::Shared(shared) => {
+                let span = shared.spans.get(index)?;
+                Some(span.value.resolve_bytes(data, &shared.unescaped))
+            }
+        }
+    }
+
     /// The `index`-th header's name and value as [`Bytes`] sharing the frame's memory.
     fn get_bytes(&self, data: &Bytes, index: usize) -> Option<(Bytes, Bytes)> {
         match self {
@@ -395,6 +406,13 @@ impl Frame {
     /// The `index`-th header as [`Bytes`] slices sharing the frame's memory (no copy).
     pub fn header_bytes(&self, index: usize) -> Option<(Bytes, Bytes)> {
         self.headers.get_bytes(&self.data, index)
+    }
+
+    /// The `index`-th header's value as [`Bytes`] sharing the frame's memory (no copy), for
+    /// keeping it past the frame: one reference count taken, where
+    /// [`header_bytes`](Self::header_bytes) takes two.
+    pub fn header_value_bytes(&self, index: usize) -> Option<Bytes> {
+        self.headers.get_value_bytes(&self.data, index)
     }
 
     /// The body (empty when the frame has none).

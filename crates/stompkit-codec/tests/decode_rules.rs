@@ -2,7 +2,7 @@
 
 mod support;
 
-use stompkit_codec::{Command, Error, Item, Version};
+use stompkit_codec::{Command, Error, Frame, Item, Version};
 use support::{decode_all, error, frame, frames, headers, pairs};
 
 const V10: Version = Version::V1_0;
@@ -313,6 +313,37 @@ fn decoded_values_share_the_input_buffer() {
     let (name, value) = f.header_bytes(0).unwrap();
     assert_eq!((&name[..], &value[..]), (&b"destination"[..], &b"/q"[..]));
     assert!(f.header_bytes(1).is_none());
+    assert_eq!(f.header_value_bytes(0).unwrap(), value);
+    assert!(f.header_value_bytes(1).is_none());
+}
+
+#[test]
+fn header_value_bytes_is_header_bytes_value_for_every_kind_of_index() {
+    let many: String = (0..12).map(|i| format!("h{i}:v{i}\n")).collect();
+    let frames = [
+        // Inline index, plain head.
+        frame(V12, b"MESSAGE\ndestination:/q\nx:\n\n\0"),
+        // Unescaped copies of values.
+        frame(V12, b"MESSAGE\na\\cb:c\\nd\ne:f\\\\\n\n\0"),
+        // More headers than an inline index holds.
+        frame(V12, format!("MESSAGE\n{many}\n\0").as_bytes()),
+        // Built, not decoded.
+        Frame::builder(Command::Send)
+            .header("destination", "/q")
+            .header("k", "v:w")
+            .build(),
+    ];
+    for f in &frames {
+        let count = f.headers().len();
+        assert!(count > 0);
+        for i in 0..=count {
+            assert_eq!(
+                f.header_value_bytes(i),
+                f.header_bytes(i).map(|(_, value)| value),
+                "header {i} of {f:?}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -332,7 +363,7 @@ fn the_body_reads_the_same_through_every_accessor_and_shares_the_input() {
         assert_eq!(f.to_builder().build().body(), want);
     }
     let shared = bytes::Bytes::from_static(b"payload");
-    let built = stompkit_codec::Frame::builder(Command::Send)
+    let built = Frame::builder(Command::Send)
         .header("destination", "/q")
         .body(shared.clone())
         .build();

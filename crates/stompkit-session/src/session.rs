@@ -1055,7 +1055,7 @@ impl Session {
                 Some(Version::V1_2) | None => ack.or(message_id),
                 Some(Version::V1_0 | Version::V1_1) => message_id,
             };
-            header.and_then(|i| frame.header_bytes(i)).map(|(_, v)| v)
+            header.and_then(|i| frame.header_value_bytes(i))
         };
         let handle = MessageHandle {
             delivery,
