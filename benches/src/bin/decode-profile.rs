@@ -1,12 +1,13 @@
 //! Decodes corpus (a) with stompkit-codec, exactly as the `codec` bench does, a given number
 //! of times: a target for instruction-level profiling, which is repeatable where wall-clock
 //! time on a shared machine is not. `--in-place` uses `Decoder::decode_slice` (the
-//! `stompkit_slice` bench) instead of `Decoder::decode`.
+//! `stompkit_slice` bench) instead of `Decoder::decode`; `--escaped` decodes corpus (d), the
+//! frames with escaped headers, instead of (a).
 //!
 //! ```text
 //! cargo build --release -p stompkit-benches --bin decode-profile
 //! valgrind --tool=callgrind --toggle-collect='*decode_corpus*' \
-//!     target/release/decode-profile 20 [--in-place]
+//!     target/release/decode-profile 20 [--in-place] [--escaped]
 //! ```
 //!
 //! Instructions per frame = the `Ir` total / (runs x 1000 frames). It times nothing.
@@ -36,17 +37,19 @@ fn decode_corpus(decoder: &mut Decoder, buf: &mut BytesMut, in_place: bool) -> C
 fn main() -> ExitCode {
     let mut runs = 20;
     let mut in_place = false;
+    let mut kind = Kind::Small;
     for arg in std::env::args().skip(1) {
         match (arg.as_str(), arg.parse()) {
             ("--in-place", _) => in_place = true,
+            ("--escaped", _) => kind = Kind::Escaped,
             (_, Ok(n)) => runs = n,
             _ => {
-                eprintln!("usage: decode-profile [RUNS] [--in-place]");
+                eprintln!("usage: decode-profile [RUNS] [--in-place] [--escaped]");
                 return ExitCode::from(2);
             }
         }
     }
-    let corpus = Kind::Small.build();
+    let corpus = kind.build();
     let mut headers = 0;
     for _ in 0..runs {
         let mut buf = BytesMut::from(&corpus.wire[..]);
@@ -56,7 +59,7 @@ fn main() -> ExitCode {
     }
     let _ = writeln!(
         std::io::stdout(),
-        "decoded corpus (a) {runs} times ({} frames each, {headers} headers seen)",
+        "decoded corpus {kind:?} {runs} times ({} frames each, {headers} headers seen)",
         corpus.frames()
     );
     ExitCode::SUCCESS

@@ -979,7 +979,7 @@ impl Decoder {
     /// Unescapes `range` of `buf` into the side buffer if it holds a backslash.
     fn unescape(&mut self, buf: &[u8], range: std::ops::Range<usize>) -> Result<Span, Error> {
         let src = &buf[range.clone()];
-        if memchr::memchr(b'\\', src).is_none() {
+        if scan::find_backslash(src).is_none() {
             return Ok(Span::head(range));
         }
         let out = &mut self.progress.unescaped;
@@ -1061,10 +1061,14 @@ impl Decoder {
         let body_start = self.progress.body_start;
         let headers = match mem::take(&mut self.progress.fast) {
             true => HeaderIndex::Inline(self.progress.inline),
-            false => HeaderIndex::new(
-                &mut self.progress.headers,
-                Bytes::from(mem::take(&mut self.progress.unescaped)),
-            ),
+            false => {
+                let headers = HeaderIndex::copied(
+                    &self.progress.headers,
+                    Bytes::copy_from_slice(&self.progress.unescaped),
+                );
+                self.progress.recycle_headers();
+                headers
+            }
         };
         self.progress.reset();
         (command, headers, body_start)
@@ -1131,6 +1135,10 @@ fn is_content_length_name(name: &[u8; 15]) -> bool {
     let word = |bytes: &[u8]| u64::from_le_bytes(bytes.try_into().expect("8 bytes"));
     word(&name[..8]) == word(b"content-") && word(&name[7..]) == word(b"-length:")
 }
+
+/// The most header storage (spans, unescaped copies) the decoder keeps between frames, in
+/// bytes; more is freed once the frame that needed it is decoded.
+const RETAINED_HEADER_BYTES: usize = 16 * 1024;
 
 /// The fast path's `content-length` before one is read. No length read is this large: a
 /// length must fit in a frame, with its header line (see [`length_within_frame`]).
@@ -1208,8 +1216,26 @@ impl Progress {
         self.scan = head.body_start;
     }
 
-    /// Back to the start of a frame. (The header storage is empty and inline again: a frame
-    /// that spilled it took its allocation along, in its shared index.)
+    /// Empties the careful path's header storage for the next frame. Its allocations are
+    /// kept for that frame (a frame's index copies what it needs), unless a large head grew
+    /// them past [`RETAINED_HEADER_BYTES`]: one hostile head must not pin its memory in the
+    /// decoder. Out of line: only frames the careful path reads come here.
+    #[inline(never)]
+    fn recycle_headers(&mut self) {
+        if self.unescaped.capacity() > RETAINED_HEADER_BYTES {
+            self.unescaped = Vec::new();
+        } else {
+            self.unescaped.clear();
+        }
+        if self.headers.capacity() * size_of::<HeaderSpan>() > RETAINED_HEADER_BYTES {
+            self.headers = HeaderSpans::new();
+        } else {
+            self.headers.clear();
+        }
+    }
+
+    /// Back to the start of a frame (the header storage is emptied by
+    /// [`recycle_headers`](Self::recycle_headers)).
     #[inline]
     fn reset(&mut self) {
         self.command = None;
@@ -1294,4 +1320,57 @@ enum Boundary {
     NeedMore,
     Heartbeat(usize),
     Frame,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `MESSAGE` with `count` headers `hN:a\cb` plus `padding` bytes on the first value.
+    fn escaped(count: usize, padding: usize) -> BytesMut {
+        let mut wire = b"MESSAGE\n".to_vec();
+        for i in 0..count {
+            wire.extend_from_slice(format!("h{i}:a\\cb").as_bytes());
+            if i == 0 {
+                wire.extend(std::iter::repeat_n(b'x', padding));
+            }
+            wire.push(b'\n');
+        }
+        wire.extend_from_slice(b"\n\0");
+        BytesMut::from(&wire[..])
+    }
+
+    fn decode_frame(decoder: &mut Decoder, mut wire: BytesMut) -> Frame {
+        match decoder.decode(&mut wire) {
+            Ok(Some(Item::Frame(frame))) => frame,
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn header_storage_is_kept_for_the_next_frame_unless_it_grew_large() {
+        let limits = Limits::default().with_max_header_line_bytes(64 * 1024);
+        let mut decoder = Decoder::with_limits(Version::V1_2, limits);
+
+        // Twelve escaped headers: the careful path, spilled spans and unescaped copies.
+        let frame = decode_frame(&mut decoder, escaped(12, 0));
+        assert_eq!(frame.headers().len(), 12);
+        assert_eq!(frame.header("h11"), Some(&b"a:b"[..]));
+        assert!(decoder.progress.headers.is_empty() && decoder.progress.unescaped.is_empty());
+        assert!(decoder.progress.headers.capacity() >= 12);
+        assert!(decoder.progress.unescaped.capacity() >= 12 * 3);
+
+        // The frame's index is its own: the next frame reuses the storage.
+        let next = decode_frame(&mut decoder, escaped(10, 0));
+        assert_eq!(frame.header("h11"), Some(&b"a:b"[..]));
+        assert_eq!(next.header("h9"), Some(&b"a:b"[..]));
+
+        // A head whose unescaped copies pass the retained size gives its storage back.
+        let large = decode_frame(&mut decoder, escaped(2, 2 * RETAINED_HEADER_BYTES));
+        assert_eq!(
+            large.header("h0").map(<[u8]>::len),
+            Some(3 + 2 * RETAINED_HEADER_BYTES)
+        );
+        assert_eq!(decoder.progress.unescaped.capacity(), 0);
+    }
 }

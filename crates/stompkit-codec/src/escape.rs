@@ -2,6 +2,8 @@
 
 use bytes::{BufMut, BytesMut};
 
+use crate::scan::find_backslash;
+
 /// Why an escaped header could not be decoded; `at` is the backslash's index in the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum UnescapeError {
@@ -17,7 +19,7 @@ pub(crate) fn unescape_into(
 ) -> Result<(), UnescapeError> {
     let mut rest = src;
     let mut base = 0;
-    while let Some(i) = memchr::memchr(b'\\', rest) {
+    while let Some(i) = find_backslash(rest) {
         out.extend_from_slice(&rest[..i]);
         let Some(&escape) = rest.get(i + 1) else {
             return Err(UnescapeError::Trailing { at: base + i });

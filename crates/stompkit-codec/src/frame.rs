@@ -189,18 +189,35 @@ pub(crate) struct SharedIndex {
 }
 
 impl HeaderIndex {
-    /// The index for `spans`, which point into the frame's bytes or into `unescaped`.
+    /// The index for `spans`, which point into the frame's bytes or into `unescaped`; a
+    /// shared index takes the spans' storage.
     pub(crate) fn new(spans: &mut HeaderSpans, unescaped: Bytes) -> Self {
-        if unescaped.is_empty() {
-            if let Some(inline) = InlineSpans::from_spans(spans) {
-                spans.clear();
-                return Self::Inline(inline);
-            }
+        Self::inline(spans, &unescaped).unwrap_or_else(|| {
+            Self::Shared(Arc::new(SharedIndex {
+                spans: std::mem::take(spans),
+                unescaped,
+            }))
+        })
+    }
+
+    /// Like [`new`](Self::new), copying the spans instead (for more than
+    /// [`INLINE_HEADERS`], into one allocation of their size), so that the decoder keeps its
+    /// storage for the next frame rather than grow a new one.
+    pub(crate) fn copied(spans: &[HeaderSpan], unescaped: Bytes) -> Self {
+        Self::inline(spans, &unescaped).unwrap_or_else(|| {
+            Self::Shared(Arc::new(SharedIndex {
+                spans: HeaderSpans::from_slice(spans),
+                unescaped,
+            }))
+        })
+    }
+
+    /// The inline index for `spans`, when they fit one and nothing was unescaped.
+    fn inline(spans: &[HeaderSpan], unescaped: &Bytes) -> Option<Self> {
+        if !unescaped.is_empty() {
+            return None;
         }
-        Self::Shared(Arc::new(SharedIndex {
-            spans: std::mem::take(spans),
-            unescaped,
-        }))
+        InlineSpans::from_spans(spans).map(Self::Inline)
     }
 
     /// The index, borrowed.

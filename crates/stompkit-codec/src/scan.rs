@@ -106,6 +106,30 @@ fn bits(eq: i8x16) -> u16 {
     eq.move_mask() as u16
 }
 
+/// The index of the first backslash in `bytes`. Works 16 bytes at a time, the last 16
+/// overlapping those before; shorter inputs are read byte by byte. Header names and values
+/// are short: for them `memchr`'s set-up cost more than the search.
+#[inline]
+pub(crate) fn find_backslash(bytes: &[u8]) -> Option<usize> {
+    let backslash = i8x16::splat(b'\\' as i8);
+    let hits = |chunk: &[u8]| bits(load(chunk).cmp_eq(backslash));
+    let len = bytes.len();
+    if len < 16 {
+        return bytes.iter().position(|&b| b == b'\\');
+    }
+    let mut at = 0;
+    while at + 16 <= len {
+        let found = hits(&bytes[at..at + 16]);
+        if found != 0 {
+            return Some(at + found.trailing_zeros() as usize);
+        }
+        at += 16;
+    }
+    // The last bytes, as the 16 that end the input: the ones already read have no backslash.
+    let found = hits(&bytes[len - 16..]);
+    (found != 0).then(|| len - 16 + found.trailing_zeros() as usize)
+}
+
 /// Bits `0..=i` of a mask (`i < 64`): a line's bytes up to and including its line feed.
 #[inline(always)]
 pub(crate) fn through(i: usize) -> u64 {
@@ -208,6 +232,22 @@ mod tests {
     fn high_bytes_are_not_special() {
         let (m, _) = block(&[0x8a, 0xba, 0xdc, 0x8d, 0xff]);
         assert_eq!(m, Masks::default());
+    }
+
+    #[test]
+    fn find_backslash_finds_the_first_one_at_any_length_and_place() {
+        for len in 0..70 {
+            assert_eq!(find_backslash(&vec![b'a'; len]), None, "none in {len}");
+            for at in 0..len {
+                let mut bytes = vec![b'a'; len];
+                bytes[at] = b'\\';
+                // A second one after the first must not be found instead.
+                if at + 1 < len {
+                    bytes[len - 1] = b'\\';
+                }
+                assert_eq!(find_backslash(&bytes), Some(at), "at {at} of {len}");
+            }
+        }
     }
 
     #[test]
