@@ -199,10 +199,8 @@ fn run() -> Result<(), String> {
 
 /// Reads one `estimates.json`; `None` when the bench has not been run.
 fn read_estimate(path: &Path) -> Result<Option<Estimate>, String> {
-    let text = match fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("reading {}: {e}", path.display())),
+    let Some((text, written)) = read_written(path)? else {
+        return Ok(None);
     };
     let json: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("parsing {}: {e}", path.display()))?;
@@ -211,15 +209,27 @@ fn read_estimate(path: &Path) -> Result<Option<Estimate>, String> {
             .and_then(serde_json::Value::as_f64)
             .ok_or_else(|| format!("{} has no {pointer}", path.display()))
     };
-    let written = fs::metadata(path)
-        .and_then(|m| m.modified())
-        .map_err(|e| format!("reading {}: {e}", path.display()))?;
     Ok(Some(Estimate {
         mean: number("/mean/point_estimate")?,
         lower: number("/mean/confidence_interval/lower_bound")?,
         upper: number("/mean/confidence_interval/upper_bound")?,
         written,
     }))
+}
+
+/// A file a bench run writes, and when it was written; `None` when that run has not been
+/// made (the file is missing). Any other failure to read it is an error.
+fn read_written(path: &Path) -> Result<Option<(String, SystemTime)>, String> {
+    let failed = |e: io::Error| format!("reading {}: {e}", path.display());
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(failed(e)),
+    };
+    let written = fs::metadata(path)
+        .and_then(|m| m.modified())
+        .map_err(failed)?;
+    Ok(Some((text, written)))
 }
 
 type Results = HashMap<(&'static str, &'static str), Estimate>;
@@ -463,15 +473,7 @@ struct Interleaved {
 impl Interleaved {
     /// The comparison at `path`; `None` when it has not been run.
     fn read(path: &Path) -> Result<Option<Self>, String> {
-        let table = match fs::read_to_string(path) {
-            Ok(table) => table,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("reading {}: {e}", path.display())),
-        };
-        let written = fs::metadata(path)
-            .and_then(|m| m.modified())
-            .map_err(|e| format!("reading {}: {e}", path.display()))?;
-        Ok(Some(Self { table, written }))
+        Ok(read_written(path)?.map(|(table, written)| Self { table, written }))
     }
 
     /// The median paired ratio of each stompkit decoder (the table's rows
