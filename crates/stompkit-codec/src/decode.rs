@@ -422,6 +422,9 @@ impl Decoder {
         &'i mut self,
         buf: &'a [u8],
     ) -> Result<Option<(ItemRef<'a, 'i>, usize)>, Error> {
+        // The steps of `decode_slice_item`, not a call to it: returning its item (a borrow of
+        // the decoder) from one arm and calling `truncated` in another is refused by today's
+        // borrow checker.
         let end = match self.slice_fast(buf) {
             Some(fast) => Some(SliceEnd::Fast(fast)),
             None => self.slice_careful(buf)?,
