@@ -1,6 +1,6 @@
 //! Replays the committed fuzz corpus (`fuzz/corpus/`) on stable, through the same checks the
-//! cargo-fuzz targets run (`stompkit_codec::fuzzing`), so every input the fuzzer kept stays a
-//! regression test without nightly. See `docs/fuzzing.md`.
+//! cargo-fuzz targets run (`stompkit_codec::fuzzing`, `stompkit_session::fuzzing`), so every
+//! input the fuzzer kept stays a regression test without nightly. See `docs/fuzzing.md`.
 
 use std::fs;
 use std::panic::{self, AssertUnwindSafe};
@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use stompkit_codec::{Version, fuzzing};
 
 fn corpus_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus")
 }
 
 /// The files of a target's corpus, sorted by name; fails if it is missing or empty.
@@ -111,10 +111,15 @@ fn decode_corpus_has_clean_and_failing_streams() {
     }
 }
 
-/// Every codec target has a corpus directory here, and no other directory hides in
-/// `fuzz/corpus/` unreplayed (the session target's corpus belongs to the session crate).
 #[test]
-fn every_codec_corpus_is_replayed() {
+fn session_corpus_drives_the_session_without_breaking_its_invariants() {
+    replay("session", stompkit_session::fuzzing::drive);
+}
+
+/// Every fuzz target has a corpus directory here, and no other directory hides in
+/// `fuzz/corpus/` unreplayed.
+#[test]
+fn every_corpus_is_replayed() {
     let root = corpus_root();
     let mut names: Vec<String> = fs::read_dir(&root)
         .unwrap_or_else(|e| panic!("{} is missing: {e}", root.display()))
@@ -122,8 +127,7 @@ fn every_codec_corpus_is_replayed() {
             let name = entry.expect("corpus entry").file_name();
             name.to_string_lossy().into_owned()
         })
-        .filter(|name| name != "session")
         .collect();
     names.sort();
-    assert_eq!(names, ["decode", "decode_split", "round_trip"]);
+    assert_eq!(names, ["decode", "decode_split", "round_trip", "session"]);
 }
