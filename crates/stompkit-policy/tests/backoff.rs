@@ -410,12 +410,20 @@ fn uncapped_exponential_saturates_at_the_largest_delay() {
 
 #[test]
 fn same_seed_same_delays_different_seed_different_delays() {
+    // Three instances alive together, asked in turn: state they shared would show.
     let config = BackoffConfig::default();
-    let a = take(&mut Backoff::new(config.clone(), 1234), 50);
-    let b = take(&mut Backoff::new(config.clone(), 1234), 50);
-    let c = take(&mut Backoff::new(config, 1235), 50);
-    assert_eq!(a, b);
-    assert_ne!(a, c);
+    let mut a = Backoff::new(config.clone(), 1234);
+    let mut b = Backoff::new(config.clone(), 1234);
+    let mut c = Backoff::new(config, 1235);
+    let now = Instant::now();
+    let (mut from_a, mut from_b, mut from_c) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..50 {
+        from_a.push(a.next_delay(now));
+        from_b.push(b.next_delay(now));
+        from_c.push(c.next_delay(now));
+    }
+    assert_eq!(from_a, from_b);
+    assert_ne!(from_a, from_c);
 }
 
 #[test]
