@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the seed corpus of the codec fuzz targets into fuzz/corpus/<target>/seed-*.
 
-    python3 fuzz/make_seeds.py [TRANSCRIPTS_DIR]            # default /work/shared/transcripts
+    python3 fuzz/make_seeds.py [TRANSCRIPTS_DIR]   # default crates/stompkit-session/tests/transcripts
     python3 fuzz/make_seeds.py --rename [TRANSCRIPTS_DIR]   # after cmin: name surviving seeds
 
 - decode: each transcript's client->server and server->client byte streams (the `data` of
@@ -19,6 +19,8 @@ import pathlib
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent / "corpus"
+# The broker transcripts committed with the session's tests.
+TRANSCRIPTS = ROOT.parent.parent / "crates" / "stompkit-session" / "tests" / "transcripts"
 
 
 def b(text):
@@ -214,7 +216,7 @@ def main():
     args = sys.argv[1:]
     rename_only = "--rename" in args
     args = [a for a in args if a != "--rename"]
-    transcripts = pathlib.Path(args[0] if args else "/work/shared/transcripts")
+    transcripts = pathlib.Path(args[0]) if args else TRANSCRIPTS
     for target, named in seeds(transcripts).items():
         directory = ROOT / target
         directory.mkdir(parents=True, exist_ok=True)
