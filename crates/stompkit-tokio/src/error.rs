@@ -1,0 +1,141 @@
+//! The crate's error type.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything that can go wrong in this crate.
+///
+/// `Clone` (I/O errors are kept behind an [`Arc`]) so that one failure can be handed to several
+/// waiters. Messages never contain a passcode.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An endpoint URL could not be parsed. `url` has its passcode replaced by `***`.
+    #[error("invalid endpoint URL `{url}`: {reason}")]
+    InvalidUrl {
+        /// The URL as given, passcode redacted.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The URL's scheme is not one this crate speaks.
+    #[error(
+        "unknown scheme `{scheme}` in endpoint URL (known: stomp://, stomp+ssl://, \
+         stomp+tls://, ssl://, ws://, wss://)"
+    )]
+    UnknownScheme {
+        /// The scheme as given.
+        scheme: String,
+    },
+    /// The TCP connection could not be opened (refused, unreachable, name not resolved...).
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// `host:port` of the endpoint.
+        addr: String,
+        /// The underlying error.
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// Connecting (TCP, TLS and WebSocket handshakes together) took longer than allowed.
+    #[error("connecting to {addr} timed out after {after:?}")]
+    ConnectTimeout {
+        /// `host:port` of the endpoint.
+        addr: String,
+        /// The configured bound.
+        after: Duration,
+    },
+    /// Reading from or writing to an established connection failed.
+    #[error("I/O error on the connection to {addr}: {source}")]
+    Io {
+        /// `host:port` of the endpoint.
+        addr: String,
+        /// The underlying error.
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// The server's certificate did not verify against the configured roots (unknown issuer,
+    /// expired, wrong name...).
+    #[error("the TLS certificate of {host} does not verify: {source}")]
+    TlsCertificate {
+        /// The host name or address the certificate was checked against.
+        host: String,
+        /// The underlying error (its message names the reason).
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// The TLS handshake failed for another reason than the certificate.
+    #[error("TLS handshake with {host} failed: {source}")]
+    Tls {
+        /// The host name or address.
+        host: String,
+        /// The underlying error.
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// The transport configuration cannot be used (no system root certificates found, a
+    /// WebSocket header that is not valid HTTP...).
+    #[error("invalid transport configuration: {reason}")]
+    InvalidConfig {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The CA file could not be read.
+    #[error("cannot read the CA file {}: {source}", path.display())]
+    CaFile {
+        /// The file's path.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// The CA certificates (from a file or from bytes) are unusable: bad PEM, no certificate.
+    #[error("the CA certificates from {origin} are unusable: {reason}")]
+    CaCertificates {
+        /// Where they came from: the file's path or "PEM bytes".
+        origin: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The server answered the WebSocket upgrade request with something else than `101`.
+    #[error("WebSocket handshake with {url} refused: HTTP {status}")]
+    WsHandshakeRefused {
+        /// The WebSocket URL requested (no credentials).
+        url: String,
+        /// The HTTP status code the server answered with.
+        status: u16,
+    },
+    /// A WebSocket message or frame is larger than
+    /// [`WsConfig::max_message_bytes`](crate::transport::WsConfig::max_message_bytes).
+    #[error("WebSocket message of {size} bytes exceeds the limit of {max} bytes")]
+    WsMessageTooLarge {
+        /// The size announced or reached.
+        size: usize,
+        /// The configured limit.
+        max: usize,
+    },
+    /// The WebSocket peer broke the protocol (bad handshake answer, bad framing, reset
+    /// without a closing handshake...).
+    #[error("WebSocket protocol error with {addr}: {reason}")]
+    WsProtocol {
+        /// `host:port` of the endpoint.
+        addr: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Whether this is [`Error::TlsCertificate`]: the server's certificate did not verify.
+    pub fn is_certificate_error(&self) -> bool {
+        matches!(self, Self::TlsCertificate { .. })
+    }
+
+    pub(crate) fn io(addr: &str, source: io::Error) -> Self {
+        Self::Io {
+            addr: addr.to_owned(),
+            source: Arc::new(source),
+        }
+    }
+}
