@@ -6,8 +6,13 @@
 //! - `bench`: the criterion comparison with the other Rust STOMP codecs (with the decode (a)
 //!   bar's benches measured five more times), the interleaved decode (a) comparison, and the
 //!   report in `docs/performance.md`.
+//! - `broker start|stop|status`, `cluster start|stop|status`: the local RabbitMQ node and
+//!   three-node cluster of the real-broker tests (see `broker.rs` and `docs/testing.md`).
 //!
 //! Each task prints the commands it runs and stops at the first failure with its exit code.
+
+mod broker;
+mod probe;
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -23,6 +28,8 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("fuzz") => fuzz(&args[1..]),
         Some("bench") => bench(),
+        Some("broker") => broker::broker(&args[1..]),
+        Some("cluster") => broker::cluster(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             eprintln!("{}", usage());
             return ExitCode::SUCCESS;
@@ -43,7 +50,9 @@ fn usage() -> &'static str {
      tasks:\n  \
      ci                  fmt, clippy, all tests, docs (what CI runs)\n  \
      fuzz [--seconds N]  run every fuzz target for N seconds (default 60; needs nightly)\n  \
-     bench               criterion benches against other codecs, report to docs/performance.md"
+     bench               criterion benches against other codecs, report to docs/performance.md\n  \
+     broker start|stop|status   local RabbitMQ (STOMP, TLS, Web-STOMP) for the tests (root)\n  \
+     cluster start|stop|status  two more RabbitMQ nodes joined to it (root)"
 }
 
 fn ci() -> Result<(), String> {
@@ -60,15 +69,22 @@ fn ci() -> Result<(), String> {
         "-D",
         "warnings",
     ]))?;
-    run(Command::new(&cargo).args([
-        "test",
-        "--workspace",
-        "--all-targets",
-        "--all-features",
-        "--locked",
-    ]))?;
+    // The real-broker tests' RabbitMQ node and cluster (left running afterwards; see
+    // xtask/src/broker.rs), their addresses passed as STOMPKIT_RABBITMQ_* variables.
+    let broker_env = broker::start_for_ci()?;
+    run(Command::new(&cargo)
+        .args([
+            "test",
+            "--workspace",
+            "--all-targets",
+            "--all-features",
+            "--locked",
+        ])
+        .envs(broker_env.clone()))?;
     // `--all-targets` leaves out doc tests; they run here.
-    run(Command::new(&cargo).args(["test", "--workspace", "--doc", "--all-features", "--locked"]))?;
+    run(Command::new(&cargo)
+        .args(["test", "--workspace", "--doc", "--all-features", "--locked"])
+        .envs(broker_env))?;
     run(Command::new(&cargo)
         .args([
             "doc",
@@ -135,7 +151,6 @@ fn bench() -> Result<(), String> {
         .unwrap_or_default();
     let stamp = criterion.join("code.txt");
     std::fs::write(&stamp, code).map_err(|e| format!("writing {}: {e}", stamp.display()))?;
-    repeat_decode_a(&cargo, &criterion)?;
     run(Command::new(&cargo).args(CODEC_BENCH).args(CRITERION_TIMES))?;
     // The decode (a) comparison interleaved round by round (see benches/interleaved.rs),
     // next to criterion's results, for the report.
@@ -158,56 +173,6 @@ fn bench() -> Result<(), String> {
 const CODEC_BENCH: [&str; 6] = ["bench", "-p", "stompkit-benches", "--bench", "codec", "--"];
 /// Criterion's warm-up and measurement time per bench, in seconds.
 const CRITERION_TIMES: [&str; 4] = ["--warm-up-time", "1", "--measurement-time", "3"];
-/// The criterion group of the decode (a) bar and the benches it compares: stompkit-codec's
-/// two entry points and the best anchor (see `benches/src/ids.rs`).
-const DECODE_A: (&str, [&str; 3]) = (
-    "decode_a_small",
-    ["stompkit", "stompkit_slice", "iridium_parser"],
-);
-/// How many times [`repeat_decode_a`] measures the decode (a) bar's benches.
-const DECODE_A_REPEATS: usize = 5;
-/// The criterion baseline a repeat is saved as: this prefix and its number, from 1. Read
-/// back by perf-report.
-const REPEAT_BASELINE: &str = "repeat-";
-
-/// Measures the benches of the decode (a) bar [`DECODE_A_REPEATS`] times, one criterion
-/// run per bench, turning their order each time, so that the bar can be judged on the median
-/// of several pairs measured seconds apart rather than on one. On a shared host, one run's
-/// ratio moves with the host's speed at the moment each bench ran. Each run is saved as
-/// criterion baseline `repeat-<n>`; the full run that follows overwrites `new`. Results of
-/// an earlier `cargo xtask bench` are removed first, so the report never mixes runs.
-fn repeat_decode_a(cargo: &Path, criterion: &Path) -> Result<(), String> {
-    let (group, benches) = DECODE_A;
-    for bench in benches {
-        let dir = criterion.join(group).join(bench);
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            if entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with(REPEAT_BASELINE)
-            {
-                std::fs::remove_dir_all(entry.path())
-                    .map_err(|e| format!("removing {}: {e}", entry.path().display()))?;
-            }
-        }
-    }
-    for repeat in 1..=DECODE_A_REPEATS {
-        for turn in 0..benches.len() {
-            let bench = benches[(repeat + turn) % benches.len()];
-            run(Command::new(cargo)
-                .args(CODEC_BENCH)
-                .args(CRITERION_TIMES)
-                .arg("--save-baseline")
-                .arg(format!("{REPEAT_BASELINE}{repeat}"))
-                .arg(format!("^{group}/{bench}$")))?;
-        }
-    }
-    Ok(())
-}
-
 /// Runs a command from the workspace root, echoing it first.
 fn run(command: &mut Command) -> Result<(), String> {
     if command.get_current_dir().is_none() {
