@@ -4,7 +4,7 @@
 //!
 //! - [`endpoint`]: [`Endpoint`] URLs (`stomp://`, `stomp+ssl://`, `ws://`, `wss://`) with
 //!   credentials, and failover lists.
-//! - [`transport`]: [`connect`](transport::connect) opens TCP, TLS or WebSocket transports and
+//! - [`transport`]: [`connect`] opens TCP, TLS or WebSocket transports and
 //!   hands back their reading and writing halves.
 //! - [`Error`]: the crate's one error type.
 #![forbid(unsafe_code)]

@@ -354,6 +354,8 @@ async fn open_stream_tls(
     endpoint: &Endpoint,
     config: &TransportConfig,
 ) -> Result<TlsStream<TcpStream>, Error> {
+    // Configuration errors (CA file...) come before any connection attempt.
+    let client_config = config.tls.client_config()?;
     let tcp = tcp::connect(endpoint, config.nodelay).await?;
-    tls::connect(tcp, endpoint.host(), &config.tls).await
+    tls::connect(tcp, endpoint.host(), &config.tls, client_config).await
 }

@@ -79,7 +79,7 @@ impl TlsConfig {
         self.accept_any
     }
 
-    fn client_config(&self) -> Result<Arc<ClientConfig>, Error> {
+    pub(crate) fn client_config(&self) -> Result<Arc<ClientConfig>, Error> {
         let mut built = self.built.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(config) = built.as_ref() {
             return Ok(Arc::clone(config));
@@ -172,8 +172,8 @@ pub(crate) async fn connect(
     tcp: TcpStream,
     host: &str,
     config: &TlsConfig,
+    client_config: Arc<ClientConfig>,
 ) -> Result<TlsStream<TcpStream>, Error> {
-    let client_config = config.client_config()?;
     if config.accept_any {
         tracing::warn!(
             host,
