@@ -157,7 +157,7 @@ impl Limits {
 /// [`decode`](Self::decode) removes one complete item from the front, or returns `Ok(None)`
 /// when more bytes are needed (keep the unconsumed bytes in the buffer and call again after
 /// appending). This is the contract of `tokio_util::codec::Decoder`, which the `tokio-util`
-/// feature implements on [`StompCodec`](crate::StompCodec). When you own the buffer,
+/// feature implements on [`StompCodec`]. When you own the buffer,
 /// [`decode_slice`](Self::decode_slice) reads it in place instead, into [`FrameRef`]s that
 /// borrow it.
 ///
@@ -176,6 +176,12 @@ impl Limits {
 /// assert_eq!(decoder.decode(&mut buf)?, Some(Item::Heartbeat)); // the trailing EOL
 /// # Ok::<(), stompkit_codec::Error>(())
 /// ```
+// Without the feature the type is not built: its link goes to the published docs instead.
+#[cfg_attr(feature = "tokio-util", doc = "\n[`StompCodec`]: crate::StompCodec")]
+#[cfg_attr(
+    not(feature = "tokio-util"),
+    doc = "\n[`StompCodec`]: https://docs.rs/stompkit-codec/latest/stompkit_codec/struct.StompCodec.html"
+)]
 pub struct Decoder {
     version: Version,
     limits: Limits,

@@ -37,6 +37,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// Without the feature the type is not built: its link goes to the published docs instead.
+#![cfg_attr(
+    not(feature = "tokio-util"),
+    doc = "\n[`StompCodec`]: https://docs.rs/stompkit-codec/latest/stompkit_codec/struct.StompCodec.html"
+)]
 
 mod command;
 mod decode;
