@@ -1,8 +1,12 @@
 //! Project automation, run as `cargo xtask <task>`.
 //!
 //! - `ci`: everything CI checks, in the order a failure is cheapest to find: formatting,
-//!   clippy, tests (unit, integration, property, doc, fuzz-corpus replay), documentation.
-//! - `fuzz [--seconds N]`: every cargo-fuzz target for N seconds each (nightly toolchain).
+//!   clippy, tests (unit, integration, property, doc, fuzz-corpus replay), documentation
+//!   with default and with all features, the library crates built with their MSRV toolchain,
+//!   and the library crates' packaged copies tested on their own.
+//! - `fuzz [--seconds N] [--merge]`: every cargo-fuzz target for N seconds each (nightly
+//!   toolchain), in a work corpus under the target directory; `--merge` adds what it found to
+//!   the committed corpus (`fuzz/corpus/`), minimised.
 //! - `bench`: the criterion comparison with the other Rust STOMP codecs, the interleaved
 //!   decode (a) comparison, and the report in `docs/performance.md`.
 //! - `broker start|stop|status`, `cluster start|stop|status`: the local RabbitMQ node and
@@ -48,7 +52,7 @@ fn usage() -> &'static str {
     "usage: cargo xtask <task>\n\n\
      tasks:\n  \
      ci                  fmt, clippy, all tests, docs (what CI runs)\n  \
-     fuzz [--seconds N]  run every fuzz target for N seconds (default 60; needs nightly)\n  \
+     fuzz [--seconds N] [--merge]\n                         run every fuzz target for N seconds (default 60; needs nightly);\n                         --merge adds new coverage to fuzz/corpus, minimised\n  \
      bench               criterion benches against other codecs, report to docs/performance.md\n  \
      broker start|stop|status   local RabbitMQ (STOMP, TLS, Web-STOMP) for the tests (root)\n  \
      cluster start|stop|status  two more RabbitMQ nodes joined to it (root)"
@@ -84,27 +88,41 @@ fn ci() -> Result<(), String> {
     run(Command::new(&cargo)
         .args(["test", "--workspace", "--doc", "--all-features", "--locked"])
         .envs(broker_env))?;
-    run(Command::new(&cargo)
-        .args([
-            "doc",
-            "--workspace",
-            "--no-deps",
-            "--all-features",
-            "--locked",
-        ])
-        .env("RUSTDOCFLAGS", "-D warnings"))?;
+    // Docs both ways: an intra-doc link to a feature-gated item breaks only without it.
+    for features in [None, Some("--all-features")] {
+        run(Command::new(&cargo)
+            .args(["doc", "--workspace", "--no-deps", "--locked"])
+            .args(features)
+            .env("RUSTDOCFLAGS", "-D warnings"))?;
+    }
+    let libraries = library_crates()?;
+    msrv_check(&libraries)?;
+    package_check(&cargo, &libraries)?;
     eprintln!("xtask ci: all checks passed in {:.0?}", started.elapsed());
     Ok(())
 }
 
 fn fuzz(args: &[String]) -> Result<(), String> {
-    let seconds = match args {
-        [] => 60,
-        [flag, n] if flag == "--seconds" => n
-            .parse::<u64>()
-            .map_err(|_| format!("--seconds takes a whole number, not `{n}`"))?,
-        _ => return Err(format!("fuzz takes only `--seconds N`\n\n{}", usage())),
-    };
+    let mut seconds = 60;
+    let mut merge = false;
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--seconds" => {
+                let n = rest.next().ok_or("--seconds takes a number")?;
+                seconds = n
+                    .parse::<u64>()
+                    .map_err(|_| format!("--seconds takes a whole number, not `{n}`"))?;
+            }
+            "--merge" => merge = true,
+            _ => {
+                return Err(format!(
+                    "fuzz takes only `--seconds N` and `--merge`\n\n{}",
+                    usage()
+                ));
+            }
+        }
+    }
     let has_nightly = Command::new("cargo")
         .args(["+nightly", "--version"])
         .output()
@@ -124,12 +142,47 @@ fn fuzz(args: &[String]) -> Result<(), String> {
     }
     let root = root();
     for target in FUZZ_TARGETS {
+        let committed = root.join("fuzz/corpus").join(target);
+        let work = fuzz_work_corpus(target, &committed)?;
+        // The first corpus directory is the one libFuzzer writes new inputs to.
         run(Command::new("cargo")
             .current_dir(&root)
-            .args(["+nightly", "fuzz", "run", target, "--"])
+            .args(["+nightly", "fuzz", "run", target])
+            .arg(&work)
+            .arg("--")
             .arg(format!("-max_total_time={seconds}")))?;
+        if merge {
+            // `-merge=1` copies into the first directory only the inputs of the others that
+            // add coverage it lacks, so the committed corpus grows by a minimal set.
+            run(Command::new("cargo")
+                .current_dir(&root)
+                .args(["+nightly", "fuzz", "run", target])
+                .arg(&committed)
+                .arg(&work)
+                .args(["--", "-merge=1"]))?;
+        }
     }
     Ok(())
+}
+
+/// The corpus a fuzz run writes to: `<target dir>/fuzz-corpus/<target>`, kept between runs
+/// and topped up with the committed seeds, so that `fuzz/corpus/` changes only on `--merge`.
+fn fuzz_work_corpus(target: &str, committed: &Path) -> Result<PathBuf, String> {
+    let work = target_dir().join("fuzz-corpus").join(target);
+    std::fs::create_dir_all(&work).map_err(|e| format!("creating {}: {e}", work.display()))?;
+    let entries = std::fs::read_dir(committed)
+        .map_err(|e| format!("reading {}: {e}", committed.display()))?;
+    for entry in entries {
+        let path = entry
+            .map_err(|e| format!("reading {}: {e}", committed.display()))?
+            .path();
+        if path.is_file() {
+            let to = work.join(path.file_name().unwrap_or_default());
+            std::fs::copy(&path, &to)
+                .map_err(|e| format!("copying {} to {}: {e}", path.display(), to.display()))?;
+        }
+    }
+    Ok(work)
 }
 
 fn bench() -> Result<(), String> {
@@ -172,6 +225,151 @@ fn bench() -> Result<(), String> {
 const CODEC_BENCH: [&str; 6] = ["bench", "-p", "stompkit-benches", "--bench", "codec", "--"];
 /// Criterion's warm-up and measurement time per bench, in seconds.
 const CRITERION_TIMES: [&str; 4] = ["--warm-up-time", "1", "--measurement-time", "3"];
+
+/// The published library crates: every crate under `crates/` with a `src/lib.rs` (the CLI
+/// is a binary only), by package name, which is the directory's name.
+fn library_crates() -> Result<Vec<String>, String> {
+    let crates = root().join("crates");
+    let entries =
+        std::fs::read_dir(&crates).map_err(|e| format!("reading {}: {e}", crates.display()))?;
+    let mut names = Vec::new();
+    for entry in entries {
+        let dir = entry
+            .map_err(|e| format!("reading {}: {e}", crates.display()))?
+            .path();
+        if dir.join("Cargo.toml").is_file() && dir.join("src/lib.rs").is_file() {
+            names.push(
+                dir.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// A `key = "value"` string field of a manifest's `[section]` (enough for the fields read
+/// here; not a TOML parser).
+fn manifest_field(manifest: &Path, section: &str, key: &str) -> Result<String, String> {
+    let text = std::fs::read_to_string(manifest)
+        .map_err(|e| format!("reading {}: {e}", manifest.display()))?;
+    let header = format!("[{section}]");
+    let mut in_section = false;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_section = line == header;
+            continue;
+        }
+        let value = line
+            .split_once('=')
+            .filter(|(k, _)| in_section && k.trim() == key)
+            .and_then(|(_, v)| v.trim().strip_prefix('"'))
+            .and_then(|v| v.split('"').next());
+        if let Some(value) = value {
+            return Ok(value.to_owned());
+        }
+    }
+    Err(format!(
+        "{}: no `{key} = \"…\"` in {header}",
+        manifest.display()
+    ))
+}
+
+/// Builds the library crates with the workspace's `rust-version` toolchain and the committed
+/// lock file, installing that toolchain (minimal profile) when rustup lacks it.
+fn msrv_check(libraries: &[String]) -> Result<(), String> {
+    let msrv = manifest_field(
+        &root().join("Cargo.toml"),
+        "workspace.package",
+        "rust-version",
+    )?;
+    let installed = Command::new("rustup")
+        .args(["run", &msrv, "rustc", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !installed {
+        run(Command::new("rustup").args(["toolchain", "install", &msrv, "--profile", "minimal"]))?;
+    }
+    let mut build = Command::new("rustup");
+    build
+        .args(["run", &msrv, "cargo", "build", "--locked", "--all-features"])
+        // Set by the cargo running xtask; they would point the old cargo at today's compiler.
+        .env_remove("RUSTC")
+        .env_remove("RUSTDOC")
+        .env_remove("CARGO");
+    for library in libraries {
+        build.args(["-p", library]);
+    }
+    run(&mut build)
+}
+
+/// Packages the library crates together, unpacks them into `<target dir>/package-check` as a
+/// workspace of their own (each crate's published dependencies on the others patched to the
+/// unpacked copies), and runs their tests there with default and with all features, offline:
+/// what a crate's tests need must be in its package.
+fn package_check(cargo: &Path, libraries: &[String]) -> Result<(), String> {
+    let target = target_dir();
+    let mut package = Command::new(cargo);
+    package.args([
+        "package",
+        "--no-verify",
+        "--allow-dirty",
+        "--locked",
+        "--offline",
+    ]);
+    for library in libraries {
+        package.args(["-p", library]);
+    }
+    run(&mut package)?;
+    let check = target.join("package-check");
+    if check.exists() {
+        std::fs::remove_dir_all(&check)
+            .map_err(|e| format!("removing {}: {e}", check.display()))?;
+    }
+    std::fs::create_dir_all(&check).map_err(|e| format!("creating {}: {e}", check.display()))?;
+    let (mut members, mut patches) = (String::new(), String::new());
+    for library in libraries {
+        let manifest = root().join("crates").join(library).join("Cargo.toml");
+        let version = manifest_field(&manifest, "package", "version")?;
+        let unpacked = format!("{library}-{version}");
+        run(Command::new("tar")
+            .arg("-xzf")
+            .arg(target.join("package").join(format!("{unpacked}.crate")))
+            .arg("-C")
+            .arg(&check))?;
+        members.push_str(&format!("\"{unpacked}\", "));
+        patches.push_str(&format!("{library} = {{ path = \"{unpacked}\" }}\n"));
+    }
+    let manifest = format!(
+        "[workspace]\nresolver = \"3\"\nmembers = [{members}]\n\n[patch.crates-io]\n{patches}"
+    );
+    let write = |name: &str, contents: &[u8]| {
+        let path = check.join(name);
+        std::fs::write(&path, contents).map_err(|e| format!("writing {}: {e}", path.display()))
+    };
+    write("Cargo.toml", manifest.as_bytes())?;
+    // The workspace's lock file pins the same dependency versions; cargo drops the rest.
+    let lock = root().join("Cargo.lock");
+    write(
+        "Cargo.lock",
+        &std::fs::read(&lock).map_err(|e| format!("reading {}: {e}", lock.display()))?,
+    )?;
+    for features in [None, Some("--all-features")] {
+        run(Command::new(cargo)
+            .current_dir(&check)
+            .args(["test", "--workspace", "--offline"])
+            .args(features)
+            .env("CARGO_TARGET_DIR", &target))?;
+    }
+    Ok(())
+}
+
+/// Cargo's target directory: `CARGO_TARGET_DIR` (relative to the workspace root) or `target`.
+fn target_dir() -> PathBuf {
+    env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), |dir| root().join(dir))
+}
 
 /// Runs a command from the workspace root, echoing it first.
 fn run(command: &mut Command) -> Result<(), String> {
