@@ -5,6 +5,8 @@ use std::time::Duration;
 use stompkit_codec::{Limits, Version};
 use stompkit_policy::{BackoffConfig, BreakerConfig};
 
+use crate::Error;
+
 /// What happens to a new message when the outbound queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OverflowPolicy {
@@ -57,6 +59,15 @@ impl Default for QueueLimits {
 /// | `seed` | 0 |
 /// | `auth_retries` | 0 |
 /// | `max_tracked_destinations` | 256 |
+/// | `max_send_frame_bytes` | the codec's default frame limit |
+/// | `send_window` | 1024 unconfirmed receipted sends |
+/// | `healthy_after` | 5 s |
+/// | `poison_after` | 3 connections |
+/// | `message_id_header` | `stompkit-id` |
+/// | `client_id` | 16 hex digits derived from `seed` |
+///
+/// [`validate`](Self::validate) checks the settings; [`Session::new`](crate::Session::new)
+/// calls it. A timeout of [`Duration::MAX`] means "never".
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SessionConfig {
@@ -98,6 +109,30 @@ pub struct SessionConfig {
     pub auth_retries: u32,
     /// Destinations counted one by one in [`Stats`](crate::Stats); more are counted together.
     pub max_tracked_destinations: usize,
+    /// Largest `SEND` frame the session writes; a larger message is refused by
+    /// [`send`](crate::Session::send) with [`Error::FrameTooLarge`](crate::Error::FrameTooLarge).
+    /// Set it to what the broker accepts (Spring's simple broker: 64 KiB).
+    pub max_send_frame_bytes: usize,
+    /// Most receipted sends (outside transactions) written and not yet confirmed. Beyond it
+    /// [`send`](crate::Session::send) puts messages in the outbound queue, as it does while
+    /// disconnected, and the queue's limits and overflow policy apply. At least 1.
+    pub send_window: usize,
+    /// How long a connection must stay up before it counts as healthy: only then are the
+    /// backoff and the failure count reset and the circuit breaker told of a success. A
+    /// connection that fails sooner counts as a failed attempt.
+    pub healthy_after: Duration,
+    /// A receipted message or a subscription that the broker refused with an `ERROR` on this
+    /// many connections in a row is reported and no longer sent (see
+    /// [`DropReason::Poisoned`](crate::DropReason::Poisoned) and
+    /// [`SubscriptionEnd::Refused`](crate::SubscriptionEnd::Refused)). At least 1.
+    pub poison_after: u32,
+    /// Header carrying a stable id on every receipted `SEND`, the same on each re-send, so
+    /// that consumers recognise an at-least-once re-send. `None` leaves it out. Incoming
+    /// messages with this header are checked against the duplicate filter by it.
+    pub message_id_header: Option<String>,
+    /// The first part of the stable message ids (`{client_id}-{n}`). Give each producer its
+    /// own, or its own [`seed`](Self::seed) (the default is derived from it).
+    pub client_id: Option<String>,
 }
 
 impl Default for SessionConfig {
@@ -120,11 +155,66 @@ impl Default for SessionConfig {
             seed: 0,
             auth_retries: 0,
             max_tracked_destinations: 256,
+            max_send_frame_bytes: Limits::default().max_frame_bytes,
+            send_window: 1024,
+            healthy_after: Duration::from_secs(5),
+            poison_after: 3,
+            message_id_header: Some("stompkit-id".to_owned()),
+            client_id: None,
         }
     }
 }
 
 impl SessionConfig {
+    /// Checks every setting.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the first setting out of range: no version offered,
+    /// a grace factor below 1.0 or not finite, a zero send window, frame limit or
+    /// `poison_after`, a header name or client id that cannot be written, or an invalid
+    /// backoff or breaker.
+    pub fn validate(&self) -> Result<(), Error> {
+        let invalid = |setting: &'static str, reason: String| Error::InvalidConfig { setting, reason };
+        if self.accept_versions.is_empty() {
+            return Err(invalid("accept_versions", "offers no version".into()));
+        }
+        if !self.heartbeat_grace.is_finite() || self.heartbeat_grace < 1.0 {
+            return Err(invalid(
+                "heartbeat_grace",
+                format!("is {}, must be at least 1.0", self.heartbeat_grace),
+            ));
+        }
+        if self.send_window == 0 {
+            return Err(invalid("send_window", "must be at least 1".into()));
+        }
+        if self.poison_after == 0 {
+            return Err(invalid("poison_after", "must be at least 1".into()));
+        }
+        if self.max_send_frame_bytes == 0 {
+            return Err(invalid("max_send_frame_bytes", "must be at least 1".into()));
+        }
+        if let Some(name) = &self.message_id_header {
+            if name.is_empty() || name.bytes().any(|b| matches!(b, b':' | b'\n' | b'\r' | 0)) {
+                return Err(invalid(
+                    "message_id_header",
+                    format!("{name:?} is not a header name (empty, or holds ':' or a line break)"),
+                ));
+            }
+        }
+        if let Some(id) = &self.client_id {
+            if id.bytes().any(|b| matches!(b, b'\n' | b'\r' | 0)) {
+                return Err(invalid("client_id", "holds a line break or NUL".into()));
+            }
+        }
+        self.backoff
+            .validate()
+            .map_err(|e| invalid("backoff", e.to_string()))?;
+        self.breaker
+            .validate()
+            .map_err(|e| invalid("breaker", e.to_string()))?;
+        Ok(())
+    }
+
     /// Sets [`accept_versions`](Self::accept_versions).
     pub fn with_versions(mut self, versions: impl IntoIterator<Item = Version>) -> Self {
         self.accept_versions = versions.into_iter().collect();
@@ -217,6 +307,42 @@ impl SessionConfig {
     /// Sets [`seed`](Self::seed).
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
+        self
+    }
+
+    /// Sets [`max_send_frame_bytes`](Self::max_send_frame_bytes).
+    pub fn with_max_send_frame_bytes(mut self, bytes: usize) -> Self {
+        self.max_send_frame_bytes = bytes;
+        self
+    }
+
+    /// Sets [`send_window`](Self::send_window).
+    pub fn with_send_window(mut self, unconfirmed: usize) -> Self {
+        self.send_window = unconfirmed;
+        self
+    }
+
+    /// Sets [`healthy_after`](Self::healthy_after).
+    pub fn with_healthy_after(mut self, after: Duration) -> Self {
+        self.healthy_after = after;
+        self
+    }
+
+    /// Sets [`poison_after`](Self::poison_after).
+    pub fn with_poison_after(mut self, connections: u32) -> Self {
+        self.poison_after = connections;
+        self
+    }
+
+    /// Sets [`message_id_header`](Self::message_id_header).
+    pub fn with_message_id_header(mut self, name: Option<String>) -> Self {
+        self.message_id_header = name;
+        self
+    }
+
+    /// Sets [`client_id`](Self::client_id).
+    pub fn with_client_id(mut self, id: impl Into<String>) -> Self {
+        self.client_id = Some(id.into());
         self
     }
 

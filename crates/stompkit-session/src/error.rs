@@ -1,68 +1,47 @@
-//! Errors returned by the session's commands.
+//! The session's one error type, and the wrapper that hands a refused message back.
+
+use std::fmt;
+
+use stompkit_codec::Frame;
 
 use crate::{Message, SubscriptionId, TransactionId};
 
-/// Why [`Session::send`](crate::Session::send) refused a message. The message is handed back.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SendError {
-    /// The outbound queue is full and the overflow policy rejects new messages.
-    #[error("the outbound queue is full")]
-    QueueFull(Box<Message>),
-    /// The message alone is larger than the queue's byte bound.
-    #[error("the message is larger than the outbound queue")]
-    TooLarge(Box<Message>),
-    /// The session is disconnecting.
-    #[error("the session is disconnecting")]
-    Closing(Box<Message>),
-    /// The message names a transaction that is not open on the current connection.
-    #[error("transaction is not open")]
-    TransactionNotOpen(Box<Message>),
-    /// The message cannot be written as a STOMP frame (e.g. a line feed in a header for
-    /// 1.0, a `receipt` header set by hand, a wrong `content-length`).
-    #[error("the message cannot be sent: {reason}")]
-    Invalid {
-        /// The message.
-        message: Box<Message>,
-        /// Why.
+/// Everything the session can refuse or report as the cause of a failure.
+///
+/// Commands return it directly; [`Session::send`](crate::Session::send) wraps it in a
+/// [`SendError`] that hands the message back; [`Failure::error`](crate::Failure::error)
+/// carries it as the typed cause of a lost connection.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A [`SessionConfig`](crate::SessionConfig) setting is out of range.
+    #[error("invalid session configuration: `{setting}` {reason}")]
+    InvalidConfig {
+        /// The field of `SessionConfig` at fault (`backoff`, `breaker`, ...).
+        setting: &'static str,
+        /// What is wrong with it.
         reason: String,
     },
-}
-
-impl SendError {
-    /// The message, handed back.
-    pub fn into_message(self) -> Message {
-        match self {
-            Self::QueueFull(m)
-            | Self::TooLarge(m)
-            | Self::Closing(m)
-            | Self::TransactionNotOpen(m)
-            | Self::Invalid { message: m, .. } => *m,
-        }
-    }
-}
-
-/// Why a command other than `send` was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CommandError {
     /// The command needs an established connection.
-    #[error("not connected")]
+    #[error("not connected: wait for Event::Connected, or queue the message with send()")]
     NotConnected,
     /// The session is disconnecting or closed.
-    #[error("the session is disconnecting")]
+    #[error("the session is disconnecting or closed")]
     Closing,
     /// No such live subscription.
     #[error("unknown subscription {0}")]
     UnknownSubscription(SubscriptionId),
     /// No such open transaction.
-    #[error("unknown transaction {0}")]
+    #[error("transaction {0} is not open on the current connection")]
     UnknownTransaction(TransactionId),
     /// The subscription uses `ack:auto`; its messages need no acknowledgement.
-    #[error("subscription uses ack:auto")]
+    #[error("the subscription uses ack:auto; its messages need no ACK or NACK")]
     AutoAck,
     /// The message came on an earlier connection; the broker will redeliver it.
-    #[error("the message was delivered on an earlier connection")]
+    #[error("the message was delivered on an earlier connection; the broker redelivers it")]
     StaleHandle,
-    /// The message was already acknowledged (cumulatively, in `client` mode).
+    /// The message was already acknowledged (cumulatively, in `client` mode), or its
+    /// acknowledgement waits in a transaction.
     #[error("the message was already acknowledged")]
     AlreadyAcknowledged,
     /// STOMP 1.0 has no `NACK`.
@@ -71,7 +50,154 @@ pub enum CommandError {
     /// The message has neither `ack` nor `message-id` header to acknowledge it by.
     #[error("the message carries no id to acknowledge it by")]
     MissingAckId,
-    /// The frame cannot be written (e.g. a header the version cannot carry).
+    /// The outbound queue is full and the overflow policy rejects new messages.
+    #[error("the outbound queue is full (SessionConfig::queue)")]
+    QueueFull,
+    /// The message alone is larger than the outbound queue's byte bound.
+    #[error("the message is larger than the outbound queue (SessionConfig::queue)")]
+    LargerThanQueue,
+    /// The encoded frame is larger than the session sends.
+    #[error(
+        "the frame is {size} bytes, over the limit of {limit} (SessionConfig::max_send_frame_bytes)"
+    )]
+    FrameTooLarge {
+        /// The encoded size.
+        size: usize,
+        /// [`SessionConfig::max_send_frame_bytes`](crate::SessionConfig::max_send_frame_bytes).
+        limit: usize,
+    },
+    /// The message names a transaction that is not open on the current connection.
+    #[error("transaction {0} is not open on the current connection")]
+    TransactionNotOpen(TransactionId),
+    /// A header the session writes itself was set by hand.
+    #[error("the {0:?} header is set by the session, not by the caller")]
+    ReservedHeader(&'static str),
+    /// The frame cannot be written (e.g. a line feed in a STOMP 1.0 header).
     #[error("the frame cannot be written: {0}")]
-    Invalid(String),
+    Encode(stompkit_codec::Error),
+    /// The broker sent bytes that are not valid STOMP, or a frame over the decoder's limits.
+    #[error("the broker sent an invalid frame: {0}")]
+    Decode(stompkit_codec::Error),
+    /// The broker sent an `ERROR` frame.
+    #[error("the broker sent ERROR: {}", broker_text(.0))]
+    Broker(Box<Frame>),
+    /// The broker sent a frame the protocol does not allow here.
+    #[error("{0}")]
+    Protocol(String),
+    /// The transport failed, as the driver reported it.
+    #[error("transport: {0}")]
+    Transport(String),
+}
+
+impl PartialEq for Error {
+    fn eq(&self, other: &Self) -> bool {
+        use Error as E;
+        match (self, other) {
+            (
+                E::InvalidConfig { setting, reason },
+                E::InvalidConfig {
+                    setting: s,
+                    reason: r,
+                },
+            ) => setting == s && reason == r,
+            (E::UnknownSubscription(a), E::UnknownSubscription(b)) => a == b,
+            (E::UnknownTransaction(a), E::UnknownTransaction(b))
+            | (E::TransactionNotOpen(a), E::TransactionNotOpen(b)) => a == b,
+            (E::FrameTooLarge { size, limit }, E::FrameTooLarge { size: s, limit: l }) => {
+                size == s && limit == l
+            }
+            (E::ReservedHeader(a), E::ReservedHeader(b)) => a == b,
+            // The codec's errors hold an io::Error in one variant and so are not `Eq`;
+            // their messages carry every field.
+            (E::Encode(a), E::Encode(b)) | (E::Decode(a), E::Decode(b)) => {
+                a.to_string() == b.to_string()
+            }
+            (E::Broker(a), E::Broker(b)) => a == b,
+            (E::Protocol(a), E::Protocol(b)) | (E::Transport(a), E::Transport(b)) => a == b,
+            (a, b) => {
+                std::mem::discriminant(a) == std::mem::discriminant(b) && a.is_unit_like()
+            }
+        }
+    }
+}
+
+impl Eq for Error {}
+
+impl Error {
+    /// The variants without fields (equal when their kind is).
+    fn is_unit_like(&self) -> bool {
+        matches!(
+            self,
+            Self::NotConnected
+                | Self::Closing
+                | Self::AutoAck
+                | Self::StaleHandle
+                | Self::AlreadyAcknowledged
+                | Self::NackUnsupported
+                | Self::MissingAckId
+                | Self::QueueFull
+                | Self::LargerThanQueue
+        )
+    }
+}
+
+/// The `message` header of an `ERROR`, with the start of its body.
+pub(crate) fn broker_text(frame: &Frame) -> String {
+    let body = frame.body();
+    let body = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    let body = body.trim();
+    match (frame.header_str("message"), body.is_empty()) {
+        (Some(m), true) => m.to_owned(),
+        (Some(m), false) => format!("{m}: {body}"),
+        (None, false) => body.to_owned(),
+        (None, true) => "(no message)".to_owned(),
+    }
+}
+
+/// Why [`Session::send`](crate::Session::send) refused a message: the [`Error`], and the
+/// message handed back.
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{error}")]
+pub struct SendError {
+    #[source]
+    error: Error,
+    message: Box<Message>,
+}
+
+impl fmt::Debug for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendError")
+            .field("error", &self.error)
+            .field("destination", &self.message.destination())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SendError {
+    pub(crate) fn new(error: Error, message: Message) -> Self {
+        Self {
+            error,
+            message: Box::new(message),
+        }
+    }
+
+    /// Why the message was refused.
+    pub fn error(&self) -> &Error {
+        &self.error
+    }
+
+    /// The message.
+    pub fn message(&self) -> &Message {
+        &self.message
+    }
+
+    /// The message, handed back.
+    pub fn into_message(self) -> Message {
+        *self.message
+    }
+
+    /// Both parts.
+    pub fn into_parts(self) -> (Error, Message) {
+        (self.error, *self.message)
+    }
 }

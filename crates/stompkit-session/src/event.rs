@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use stompkit_codec::{Frame, Version};
 
-use crate::{Message, MessageHandle, ReceiptId, SendId, SubscriptionId, TransactionId};
+use crate::{Error, Message, MessageHandle, ReceiptId, SendId, SubscriptionId, TransactionId};
 
 /// Where the session stands. See `docs/session.md` for the diagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -44,6 +44,8 @@ pub enum Cause {
     Failure(FailureKind),
     /// The backoff delay elapsed.
     BackoffElapsed,
+    /// [`Session::reconnect_now`](crate::Session::reconnect_now) cut the backoff delay short.
+    ReconnectRequested,
     /// The circuit breaker's open period ended; this attempt is a probe.
     ProbeDue,
     /// The circuit breaker refused the attempt.
@@ -99,13 +101,16 @@ impl FailureKind {
     }
 }
 
-/// A failure with a human-readable detail.
+/// A failure with a human-readable detail and, where there is one, its typed cause.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
     /// The classification.
     pub kind: FailureKind,
     /// What happened, e.g. the broker's `message` header. Never holds credentials.
     pub detail: String,
+    /// The typed cause: the decoder's [`Error::Decode`], the broker's [`Error::Broker`]
+    /// frame, the driver's [`Error::Transport`], ... `None` for timeouts.
+    pub error: Option<Error>,
 }
 
 impl fmt::Display for Failure {
@@ -149,8 +154,13 @@ pub enum ReceiptOutcome {
 }
 
 /// Why a message the caller handed to [`Session::send`](crate::Session::send) was not sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DropReason {
+    /// The broker refused it: the connection it was the oldest unconfirmed frame on ended
+    /// with an `ERROR`, [`poison_after`](crate::SessionConfig::poison_after) times in a row.
+    /// It is not sent again. Holds the last `ERROR`.
+    Poisoned(Box<Frame>),
     /// Its expiry time passed while it waited.
     Expired,
     /// The queue was full and the overflow policy drops the oldest.
@@ -159,7 +169,21 @@ pub enum DropReason {
     SessionClosed,
     /// It could not be written in the negotiated version (checked when queued against
     /// every offered version, so this should not happen).
-    Unencodable,
+    Unencodable(Error),
+}
+
+/// Why a subscription ended. Reported once per subscription in
+/// [`Event::SubscriptionEnded`]; after it the id is unknown to the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SubscriptionEnd {
+    /// The broker refused its `SUBSCRIBE` with an `ERROR` on
+    /// [`poison_after`](crate::SessionConfig::poison_after) connections in a row (or with an
+    /// `ERROR` naming its receipt). Holds the last `ERROR`.
+    Refused(Box<Frame>),
+    /// The session closed ([`State::Closed`]): subscriptions do not outlive it. Subscribe
+    /// again after the next [`connect`](crate::Session::connect).
+    SessionClosed,
 }
 
 /// Why an open transaction ended without `COMMIT` or `ABORT`.
@@ -178,22 +202,56 @@ pub enum GiveUpReason {
     RetriesExhausted,
     /// A failure that retrying does not fix (see [`FailureKind::is_retryable`]).
     NonRetryable(FailureKind),
+    /// The same failure ended [`poison_after`](crate::SessionConfig::poison_after)
+    /// connections in a row before any became healthy, and another attempt would meet it
+    /// again: the broker keeps sending a frame over the decoder's limits (raise
+    /// [`limits`](crate::SessionConfig::limits)).
+    RepeatedFailure(FailureKind),
 }
 
-/// Something the driver or the application must know. Drain with
+/// One connection attempt: names the transport a [`Directive`] asks for, and ties the
+/// driver's callbacks ([`transport_connected`](crate::Session::transport_connected),
+/// [`handle_input`](crate::Session::handle_input),
+/// [`transport_closed`](crate::Session::transport_closed)) to it. A callback naming another
+/// attempt (a socket from an abandoned attempt) is ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Attempt(pub(crate) u32);
+
+impl Attempt {
+    /// The attempt number, from 1, counted over the session's life. A driver with several
+    /// endpoints can pick one from it (`(n - 1) % endpoints.len()`).
+    pub fn number(self) -> u32 {
+        self.0
+    }
+}
+
+impl fmt::Display for Attempt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "attempt {}", self.0)
+    }
+}
+
+/// What the driver must do with its transport. Drain with
+/// [`Session::poll_directive`](crate::Session::poll_directive), in order, before
+/// [`poll_transmit`](crate::Session::poll_transmit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Directive {
+    /// Open a transport to the broker, then call
+    /// [`transport_connected`](crate::Session::transport_connected) with this attempt and
+    /// fresh credentials (or [`transport_closed`](crate::Session::transport_closed) if it
+    /// fails).
+    Open(Attempt),
+    /// Close this attempt's transport, after writing what
+    /// [`poll_transmit`](crate::Session::poll_transmit) still holds for it. Do not report
+    /// its closing afterwards.
+    Close(Attempt),
+}
+
+/// Something the application must know. Drain with
 /// [`Session::poll_event`](crate::Session::poll_event).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
-    /// Open a transport to the broker, then call
-    /// [`transport_connected`](crate::Session::transport_connected) with fresh credentials
-    /// (or [`transport_closed`](crate::Session::transport_closed) if it fails).
-    OpenTransport {
-        /// Attempt number, from 1, counted over the session's life.
-        attempt: u32,
-    },
-    /// Close the transport. Do not report its closing afterwards.
-    CloseTransport,
     /// The state changed.
     StateChanged {
         /// Before.
@@ -222,8 +280,17 @@ pub enum Event {
         handle: MessageHandle,
         /// The frame as received (headers unescaped).
         frame: Frame,
-        /// `redelivered:true`, or a `message-id` the duplicate filter has seen.
+        /// `redelivered:true`, or an id the duplicate filter has seen: the stable
+        /// [`message_id_header`](crate::SessionConfig::message_id_header) when the message
+        /// carries it, else its `message-id`.
         possibly_duplicate: bool,
+    },
+    /// A subscription ended; no more messages come for it.
+    SubscriptionEnded {
+        /// The subscription.
+        id: SubscriptionId,
+        /// Why.
+        reason: SubscriptionEnd,
     },
     /// A `MESSAGE` naming no subscription we have (e.g. one in flight when we unsubscribed).
     StrayMessage {
@@ -263,8 +330,8 @@ pub enum Event {
     },
     /// An attempt or a connection failed.
     AttemptFailed {
-        /// The attempt number.
-        attempt: u32,
+        /// The attempt.
+        attempt: Attempt,
         /// What happened.
         failure: Failure,
     },

@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use crate::{
-    AckMode, AckOptions, BackoffConfig, CloseReason, Credentials, Event, Message, MessageHandle,
-    Session, SessionConfig, State, Subscribe, TransactionId,
+    AckMode, AckOptions, Attempt, BackoffConfig, CloseReason, Credentials, Directive, Event,
+    Message, MessageHandle, Session, SessionConfig, State, Subscribe, TransactionId,
 };
 use stompkit_codec::Limits;
 
@@ -20,13 +20,17 @@ const FRAMES: &[&[u8]] = &[
     b"RECEIPT\nreceipt-id:rcpt-2\n\n\0",
     b"RECEIPT\nreceipt-id:rcpt-3\n\n\0",
     b"ERROR\nmessage:boom\nreceipt-id:rcpt-2\n\nbody\0",
+    b"ERROR\nmessage:refused\n\n\0\n",
+    b"MESSAGE\nsubscription:sub-1\ndestination:/q\nmessage-id:m3\nstompkit-id:c-1\n\n\0",
+    b"CONNECTED\nversion:1.0\nheart-beat:99999999999999999999,18446744073709551615\n\n\0",
     b"\n",
     b"\r\n",
 ];
 
 /// Interprets `data` as a sequence of session inputs and commands, checking after each:
 /// no panic, no bytes without a transport, nothing written after `DISCONNECT`, the deadline
-/// never in the past (and after `handle_timeout`, in the future), bounded queue.
+/// never in the past (and after `handle_timeout`, in the future), bounded queue, frame
+/// boundaries that cover each transmit, callbacks of an old attempt without effect.
 pub fn drive(data: &[u8]) {
     let start = Instant::now();
     let mut now = start;
@@ -43,9 +47,15 @@ pub fn drive(data: &[u8]) {
                 .with_max_frame_bytes(4096)
                 .with_max_headers(16),
         )
+        .with_healthy_after(Duration::from_millis(200))
+        .with_poison_after(2)
+        .with_send_window(3)
         .with_backoff(BackoffConfig::constant(Duration::from_millis(50)).max_attempts(Some(20)));
-    let mut session = Session::new(config, now);
+    let mut session = Session::new(config, now).expect("valid config");
     let mut transport = false;
+    // The attempt whose transport is open (or being opened), and the one before it.
+    let mut attempt = Attempt(0);
+    let mut old_attempt = Attempt(0);
     let mut handles: Vec<MessageHandle> = Vec::new();
     let mut transactions: Vec<TransactionId> = Vec::new();
     let mut bytes = data.iter().copied();
@@ -58,21 +68,21 @@ pub fn drive(data: &[u8]) {
         match op % 16 {
             0 => session.connect(now),
             1 if !transport => {} // nothing to report
-            1 => session.transport_connected(now, Credentials::login("u", "p")),
+            1 => session.transport_connected(now, attempt, Credentials::login("u", "p")),
             2 if transport => {
                 transport = false;
-                session.transport_closed(now, CloseReason::PeerClosed);
+                session.transport_closed(now, attempt, CloseReason::PeerClosed);
             }
             3 => {
                 let len = usize::from(next().unwrap_or(0) % 64);
                 let chunk: Vec<u8> = (0..len).map_while(|_| next()).collect();
-                session.handle_input(now, &chunk);
+                session.handle_input(now, attempt, &chunk);
             }
             4 | 5 => {
                 let frame = FRAMES[usize::from(next().unwrap_or(0)) % FRAMES.len()];
                 let split = usize::from(next().unwrap_or(255)).min(frame.len());
-                session.handle_input(now, &frame[..split]);
-                session.handle_input(now, &frame[split..]);
+                session.handle_input(now, attempt, &frame[..split]);
+                session.handle_input(now, attempt, &frame[split..]);
             }
             6 | 7 => {
                 now += Duration::from_millis(u64::from(next().unwrap_or(1)) * 7);
@@ -137,6 +147,7 @@ pub fn drive(data: &[u8]) {
                     }
                 }
             },
+            13 if op & 0x10 != 0 => session.reconnect_now(now),
             13 => session.disconnect(now),
             14 => {
                 let first = session.subscriptions().next().map(|(id, _)| id);
@@ -144,20 +155,45 @@ pub fn drive(data: &[u8]) {
                     let _ = session.unsubscribe(now, id, true);
                 }
             }
+            15 if old_attempt != attempt => {
+                // A late callback from an abandoned attempt's socket changes nothing.
+                let state = session.state();
+                let counts = |s: &Session| (s.stats().bytes_in, s.stats().frames_in, s.stats().failures);
+                let stats = counts(&session);
+                match next().unwrap_or(0) % 3 {
+                    0 => session.transport_connected(now, old_attempt, Credentials::anonymous()),
+                    1 => session.handle_input(now, old_attempt, FRAMES[0]),
+                    _ => session.transport_closed(now, old_attempt, CloseReason::PeerClosed),
+                }
+                assert_eq!(session.state(), state, "a stale callback changed the state");
+                assert_eq!(counts(&session), stats, "a stale callback changed the stats");
+                assert!(session.poll_event().is_none() && session.poll_directive().is_none());
+            }
             _ => {}
         }
 
         // The driver's part, with the invariants.
         loop {
             let mut moved = false;
+            while let Some(directive) = session.poll_directive() {
+                moved = true;
+                match directive {
+                    Directive::Open(a) => {
+                        assert!(!transport, "Open while a transport is open");
+                        assert!(a > attempt, "attempts must grow");
+                        transport = true;
+                        old_attempt = attempt;
+                        attempt = a;
+                    }
+                    Directive::Close(a) => {
+                        assert_eq!(a, attempt, "Close names another attempt");
+                        transport = false;
+                    }
+                }
+            }
             while let Some(event) = session.poll_event() {
                 moved = true;
                 match event {
-                    Event::OpenTransport { .. } => {
-                        assert!(!transport, "OpenTransport while a transport is open");
-                        transport = true;
-                    }
-                    Event::CloseTransport => transport = false,
                     Event::Message { handle, .. } => {
                         handles.push(handle);
                         if handles.len() > 16 {
@@ -169,6 +205,8 @@ pub fn drive(data: &[u8]) {
             }
             if let Some(out) = session.poll_transmit() {
                 moved = true;
+                assert_eq!(out.frame_ends().last(), Some(&out.len()));
+                assert!(out.frame_ends().windows(2).all(|w| w[0] < w[1]));
                 assert!(transport, "bytes written without a transport");
                 if disconnecting {
                     panic!("bytes written after DISCONNECT: {out:?}");

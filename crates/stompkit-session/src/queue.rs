@@ -1,7 +1,7 @@
 //! The outbound queue: messages sent while disconnected, by priority then arrival.
 
 use std::cmp::Reverse;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use crate::{Message, OverflowPolicy, QueueLimits, SendId};
@@ -16,10 +16,14 @@ pub(crate) struct Queued {
 /// Highest priority first; first in, first out within a priority.
 #[derive(Debug, Default)]
 pub(crate) struct OutboundQueue {
-    entries: BTreeMap<(Reverse<u8>, u64), Queued>,
+    entries: BTreeMap<Key, Queued>,
+    /// Expiry times, earliest first, so the next one is found without a scan.
+    expiries: BTreeSet<(Instant, Key)>,
     bytes: usize,
     next_seq: u64,
 }
+
+type Key = (Reverse<u8>, u64);
 
 #[derive(Debug)]
 pub(crate) enum PushError {
@@ -63,10 +67,11 @@ impl OutboundQueue {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.bytes += size;
-        self.entries.insert(
-            (Reverse(message.priority), seq),
-            Queued { id, message, size },
-        );
+        let key = (Reverse(message.priority), seq);
+        if let Some(at) = message.expires_at {
+            self.expiries.insert((at, key));
+        }
+        self.entries.insert(key, Queued { id, message, size });
         let mut evicted = Vec::new();
         while over(self) {
             match self.pop_oldest_lowest() {
@@ -88,10 +93,18 @@ impl OutboundQueue {
         self.remove(key)
     }
 
-    fn remove(&mut self, key: (Reverse<u8>, u64)) -> Option<Queued> {
+    fn remove(&mut self, key: Key) -> Option<Queued> {
         let entry = self.entries.remove(&key)?;
         self.bytes -= entry.size;
+        if let Some(at) = entry.message.expires_at {
+            self.expiries.remove(&(at, key));
+        }
         Some(entry)
+    }
+
+    /// The next message to send, left in place.
+    pub(crate) fn front(&self) -> Option<&Message> {
+        self.entries.first_key_value().map(|(_, q)| &q.message)
     }
 
     /// The next message to send.
@@ -102,26 +115,27 @@ impl OutboundQueue {
 
     /// Removes and returns every message expired at `now`, in queue order.
     pub(crate) fn take_expired(&mut self, now: Instant) -> Vec<Queued> {
-        let keys: Vec<_> = self
-            .entries
-            .iter()
-            .filter(|(_, q)| q.message.expires_at.is_some_and(|at| at <= now))
-            .map(|(k, _)| *k)
-            .collect();
-        keys.into_iter().filter_map(|k| self.remove(k)).collect()
+        let mut expired = Vec::new();
+        while let Some(&(at, key)) = self.expiries.first() {
+            if at > now {
+                break;
+            }
+            expired.extend(self.remove(key));
+        }
+        // Queue order, as documented (the index is in expiry order).
+        expired.sort_by_key(|q| (Reverse(q.message.priority), q.id));
+        expired
     }
 
     /// The earliest expiry time in the queue.
     pub(crate) fn next_expiry(&self) -> Option<Instant> {
-        self.entries
-            .values()
-            .filter_map(|q| q.message.expires_at)
-            .min()
+        self.expiries.first().map(|(at, _)| *at)
     }
 
     /// Everything, in queue order.
     pub(crate) fn drain(&mut self) -> Vec<Queued> {
         self.bytes = 0;
+        self.expiries.clear();
         std::mem::take(&mut self.entries).into_values().collect()
     }
 }

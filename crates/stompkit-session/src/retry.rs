@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::Error;
 use stompkit_policy::{
     Backoff, BackoffConfig, BreakerConfig, BreakerState, CircuitBreaker, Outcome, Permit,
 };
@@ -28,15 +29,24 @@ pub(crate) struct Retry {
 }
 
 impl Retry {
-    pub(crate) fn new(backoff: BackoffConfig, breaker: BreakerConfig, seed: u64) -> Self {
-        Self {
-            backoff: Backoff::new(backoff, seed),
-            breaker: CircuitBreaker::with_seed(
+    pub(crate) fn new(
+        backoff: BackoffConfig,
+        breaker: BreakerConfig,
+        seed: u64,
+    ) -> Result<Self, Error> {
+        let invalid = |setting, e: stompkit_policy::Error| Error::InvalidConfig {
+            setting,
+            reason: e.to_string(),
+        };
+        Ok(Self {
+            backoff: Backoff::try_new(backoff, seed).map_err(|e| invalid("backoff", e))?,
+            breaker: CircuitBreaker::try_with_seed(
                 breaker,
                 seed.rotate_left(32) ^ 0x5354_4f4d_504b_4954,
-            ),
+            )
+            .map_err(|e| invalid("breaker", e))?,
             permit: None,
-        }
+        })
     }
 
     /// Asks the breaker whether an attempt may start. `Err` holds when to ask again.
@@ -67,10 +77,14 @@ impl Retry {
     /// The attempt (or the connection) failed: when to try again.
     pub(crate) fn failed(&mut self, now: Instant) -> Decision {
         self.report(Outcome::Failure, now);
-        let Some(delay) = self.backoff.next_delay(now) else {
+        // A delay past what an Instant holds is "never": give up rather than overflow.
+        let Some(at) = self
+            .backoff
+            .next_delay(now)
+            .and_then(|delay| now.checked_add(delay))
+        else {
             return Decision::GiveUp;
         };
-        let at = now + delay;
         match self.breaker.state() {
             BreakerState::Open { until } if until > at => Decision::ProbeAt(until),
             BreakerState::ForcedOpen => Decision::ProbeAt(at.max(now + FORCED_OPEN_RECHECK)),

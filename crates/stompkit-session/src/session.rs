@@ -1,25 +1,28 @@
 //! The state machine.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 use stompkit_codec::{Command, Decoder, Encoder, Frame, FrameBuilder, Item, Version};
 
 use crate::dedup::DuplicateFilter;
 use crate::heartbeat;
 use crate::queue::{OutboundQueue, PushError, Queued};
 use crate::retry::{Decision, Retry};
+use crate::error::broker_text;
+use crate::transmit::Transmit;
 use crate::{
-    AbortReason, AckMode, AckOptions, AttemptRecord, Cause, CloseReason, CommandError, Credentials,
-    DeliveryId, DropReason, Event, Failure, FailureKind, GiveUpReason, HandshakeFailure, HeartBeat,
-    Message, MessageHandle, ReceiptId, ReceiptOutcome, SendError, SendId, SessionConfig, State,
-    Stats, Subscribe, SubscriptionId, TransactionId,
+    AbortReason, AckMode, AckOptions, Attempt, AttemptRecord, Cause, CloseReason, Credentials,
+    DeliveryId, Directive, DropReason, Error, Event, Failure, FailureKind, GiveUpReason,
+    HandshakeFailure, Message, MessageHandle, ReceiptId, ReceiptOutcome, SendError,
+    SendId, SessionConfig, State, Stats, Subscribe, SubscriptionEnd, SubscriptionId,
+    TransactionId,
 };
 
 /// Prefix of the `receipt` header values the session writes.
-const RECEIPT_PREFIX: &[u8] = b"rcpt-";
+const RECEIPT_PREFIX: &str = "rcpt-";
 
 /// Where the current transport stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,29 +53,41 @@ struct Subscription {
     /// Deliveries not yet acknowledged, oldest first (client modes only). Bounded by what
     /// the broker sends; cleared when the connection drops.
     pending: VecDeque<DeliveryId>,
-    /// A receipt was asked and the first `SUBSCRIBE` has not been written yet.
+    /// The caller asked a receipt and has not had its outcome yet.
     wants_receipt: bool,
+    /// Connections in a row that ended with an `ERROR` blamed on this `SUBSCRIBE`.
+    strikes: u32,
 }
 
 /// A receipted `SEND` outside a transaction, kept until confirmed so it can be re-sent.
 #[derive(Debug)]
 struct InFlight {
     message: Message,
+    /// Its receipt number on the current connection (a re-send takes a new one).
     receipt: u64,
+    /// Connections in a row that ended with an `ERROR` blamed on this message.
+    strikes: u32,
 }
 
 #[derive(Debug)]
 struct PendingReceipt {
     id: ReceiptId,
-    /// `None` while the frame waits for a connection to be re-sent on.
-    deadline: Option<Instant>,
+    /// The connection the frame was written on; 0 while it waits to be re-sent.
+    connection: u64,
+    /// Asked by the session itself (a `SUBSCRIBE` the caller asked no receipt for): its
+    /// outcome is not reported.
+    internal: bool,
 }
 
 #[derive(Debug)]
 struct Disconnect {
     receipt: u64,
-    deadline: Instant,
+    deadline: Option<Instant>,
 }
+
+/// Acknowledgements written inside a transaction: they take effect on `COMMIT`.
+#[derive(Debug, Default)]
+struct TransactionAcks(Vec<(SubscriptionId, DeliveryId, bool)>);
 
 /// A sans-IO STOMP client session.
 ///
@@ -102,7 +117,12 @@ pub struct Session {
     encoder: Encoder,
     inbuf: BytesMut,
     out: BytesMut,
+    /// Where each frame or heart-beat in `out` ends.
+    out_ends: Vec<usize>,
+    /// Whether the last item decoded was a frame (an EOL right after it is no heart-beat).
+    after_frame: bool,
     events: VecDeque<Event>,
+    directives: VecDeque<Directive>,
     retry: Retry,
     /// Attempts over the session's life; the number of the current one.
     attempt: u32,
@@ -110,15 +130,26 @@ pub struct Session {
     auth_failures: u32,
     ever_connected: bool,
     connect_deadline: Option<Instant>,
+    /// While connected and not yet healthy: when the connection will count as healthy.
+    healthy_at: Option<Instant>,
+    /// Connections in a row that ended on a frame over the decoder's limits before
+    /// becoming healthy.
+    oversized_in_a_row: u32,
     /// Counts transports; tells handles of an earlier connection apart.
     connection: u64,
     link: Option<Link>,
     disconnect: Option<Disconnect>,
     subscriptions: BTreeMap<SubscriptionId, Subscription>,
-    transactions: BTreeSet<TransactionId>,
+    transactions: BTreeMap<TransactionId, TransactionAcks>,
     queue: OutboundQueue,
     unconfirmed: BTreeMap<SendId, InFlight>,
     receipts: BTreeMap<u64, PendingReceipt>,
+    /// Receipt deadlines in the order they were set, which is their time order (the
+    /// timeout is one constant and `now` only grows). Entries of receipts no longer
+    /// pending are skipped when reached.
+    receipt_deadlines: VecDeque<(Instant, u64)>,
+    /// `{client_id}-`, the start of every stable message id.
+    message_id_prefix: String,
     duplicates: DuplicateFilter,
     stats: Stats,
     history: VecDeque<AttemptRecord>,
@@ -152,20 +183,23 @@ impl Session {
     /// A session in [`State::Idle`]. Nothing happens until [`connect`](Self::connect).
     ///
     /// `now` is the creation time, recorded in [`Stats::created_at`].
-    pub fn new(mut config: SessionConfig, now: Instant) -> Self {
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when [`SessionConfig::validate`] finds a setting out of range.
+    pub fn new(mut config: SessionConfig, now: Instant) -> Result<Self, Error> {
+        config.validate()?;
         config.accept_versions.sort();
         config.accept_versions.dedup();
-        if config.accept_versions.is_empty() {
-            config.accept_versions.push(Version::V1_0);
-        }
-        if config.heartbeat_grace.is_nan() || config.heartbeat_grace < 1.0 {
-            config.heartbeat_grace = 1.0;
-        }
-        let top = *config.accept_versions.last().expect("not empty");
+        let top = *config.accept_versions.last().expect("validated: not empty");
         let mut stats = Stats::new(config.max_tracked_destinations);
         stats.created_at = Some(now);
-        Self {
-            retry: Retry::new(config.backoff.clone(), config.breaker.clone(), config.seed),
+        let message_id_prefix = match &config.client_id {
+            Some(id) => format!("{id}-"),
+            None => format!("{:016x}-", mix(config.seed)),
+        };
+        Ok(Self {
+            retry: Retry::new(config.backoff.clone(), config.breaker.clone(), config.seed)?,
+            message_id_prefix,
             decoder: Decoder::with_limits(top, config.limits),
             encoder: Encoder::new(top),
             duplicates: DuplicateFilter::new(config.duplicate_filter),
@@ -176,31 +210,37 @@ impl Session {
             phase: Phase::Down,
             inbuf: BytesMut::new(),
             out: BytesMut::new(),
+            out_ends: Vec::new(),
+            after_frame: false,
             events: VecDeque::new(),
+            directives: VecDeque::new(),
             attempt: 0,
             attempts_since_success: 0,
             auth_failures: 0,
             ever_connected: false,
             connect_deadline: None,
+            healthy_at: None,
+            oversized_in_a_row: 0,
             connection: 0,
             link: None,
             disconnect: None,
             subscriptions: BTreeMap::new(),
-            transactions: BTreeSet::new(),
+            transactions: BTreeMap::new(),
             queue: OutboundQueue::default(),
             unconfirmed: BTreeMap::new(),
             receipts: BTreeMap::new(),
+            receipt_deadlines: VecDeque::new(),
             next_subscription: 1,
             next_transaction: 1,
             next_send: 1,
             next_delivery: 1,
             next_receipt: 1,
-        }
+        })
     }
 
     // ---------------------------------------------------------------- observation
 
-    /// The configuration (after normalisation: versions sorted, grace at least 1.0).
+    /// The configuration (versions sorted and deduplicated).
     pub fn config(&self) -> &SessionConfig {
         &self.config
     }
@@ -252,14 +292,25 @@ impl Session {
 
     /// Transactions open on the current connection.
     pub fn open_transactions(&self) -> impl Iterator<Item = TransactionId> + '_ {
-        self.transactions.iter().copied()
+        self.transactions.keys().copied()
+    }
+
+    /// The current attempt, if one was ever started.
+    pub fn attempt(&self) -> Option<Attempt> {
+        (self.attempt > 0).then_some(Attempt(self.attempt))
+    }
+
+    /// Whether the open connection has proved healthy (stayed up for
+    /// [`healthy_after`](SessionConfig::healthy_after)).
+    pub fn is_healthy(&self) -> bool {
+        self.state == State::Connected && self.healthy_at.is_none()
     }
 
     // ---------------------------------------------------------------- outputs
 
-    /// Bytes to write to the transport, in order. Everything written since the last call
-    /// comes out as one buffer.
-    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+    /// Bytes to write to the current transport, in order, with frame boundaries.
+    /// Everything written since the last call comes out as one [`Transmit`].
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
         if self.out.is_empty() {
             return None;
         }
@@ -267,10 +318,17 @@ impl Session {
         // Start the next buffer at the size this one reached, so a burst of frames does not
         // grow it by doubling again every time (bounded, so one huge frame is not repeated).
         self.out.reserve(chunk.len().min(64 * 1024));
-        Some(chunk)
+        let capacity = self.out_ends.len();
+        let ends = std::mem::replace(&mut self.out_ends, Vec::with_capacity(capacity));
+        Some(Transmit::new(chunk, ends))
     }
 
-    /// The next event.
+    /// The next thing the driver must do with its transport.
+    pub fn poll_directive(&mut self) -> Option<Directive> {
+        self.directives.pop_front()
+    }
+
+    /// The next application event.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
@@ -290,13 +348,14 @@ impl Session {
             State::Failed { next_probe } => consider(Some(next_probe)),
             State::Connected => {
                 if let Some(link) = &self.link {
-                    consider(link.dead_after.map(|d| link.last_rx + d));
-                    consider(link.send_every.map(|d| link.last_tx + d));
+                    consider(link.dead_after.and_then(|d| link.last_rx.checked_add(d)));
+                    consider(link.send_every.and_then(|d| link.last_tx.checked_add(d)));
                 }
+                consider(self.healthy_at);
                 consider(self.next_receipt_deadline());
             }
             State::Disconnecting => {
-                consider(self.disconnect.as_ref().map(|d| d.deadline));
+                consider(self.disconnect.as_ref().and_then(|d| d.deadline));
                 consider(self.next_receipt_deadline());
             }
             State::Idle | State::Closed => {}
@@ -307,8 +366,10 @@ impl Session {
         next
     }
 
+    /// The front of the deadline queue; it may belong to a receipt no longer pending
+    /// (then the wake-up is early and harmless, and the entry is dropped).
     fn next_receipt_deadline(&self) -> Option<Instant> {
-        self.receipts.values().filter_map(|r| r.deadline).min()
+        self.receipt_deadlines.front().map(|(t, _)| *t)
     }
 
     // ---------------------------------------------------------------- inputs
@@ -319,16 +380,39 @@ impl Session {
         if matches!(self.state, State::Idle | State::Closed) {
             self.attempts_since_success = 0;
             self.auth_failures = 0;
+            self.oversized_in_a_row = 0;
             self.start_attempt(now, Cause::ConnectRequested);
         }
     }
 
-    /// The transport asked for by [`Event::OpenTransport`] is open. Writes `CONNECT` with
+    /// Skips the rest of the backoff delay and starts the next attempt now: for an
+    /// application that knows the network is back. Only in [`State::Reconnecting`]: while
+    /// the circuit breaker is open ([`State::Failed`]) it waits for the breaker.
+    pub fn reconnect_now(&mut self, now: Instant) {
+        if matches!(self.state, State::Reconnecting { .. }) {
+            self.start_attempt(now, Cause::ReconnectRequested);
+        }
+    }
+
+    /// Whether a transport callback names the current attempt in the expected phase.
+    fn is_current(&self, attempt: Attempt, what: &str) -> bool {
+        let current = attempt.0 == self.attempt && self.phase != Phase::Down;
+        if !current {
+            tracing::debug!(%attempt, current = self.attempt, "{what} ignored: not the current attempt's transport");
+        }
+        current
+    }
+
+    /// The transport asked for by [`Directive::Open`] is open. Writes `CONNECT` with
     /// `credentials`, asked from the caller for every attempt so expired tokens are not
-    /// replayed. Ignored when no transport was asked for.
-    pub fn transport_connected(&mut self, now: Instant, credentials: Credentials) {
+    /// replayed. Ignored unless `attempt` is the current attempt and its transport was
+    /// being opened.
+    pub fn transport_connected(&mut self, now: Instant, attempt: Attempt, credentials: Credentials) {
+        if !self.is_current(attempt, "transport_connected") {
+            return;
+        }
         if self.state != State::Connecting || self.phase != Phase::Opening {
-            tracing::debug!(state = ?self.state, "transport_connected ignored: no transport was asked for");
+            tracing::debug!(state = ?self.state, "transport_connected ignored: no transport was being opened");
             return;
         }
         self.connection += 1;
@@ -338,20 +422,24 @@ impl Session {
         self.encoder = Encoder::new(top);
         self.inbuf.clear();
         self.out.clear();
+        self.out_ends.clear();
+        self.after_frame = false;
 
         let frame = self.connect_frame(credentials);
         if let Err(error) = self.write(now, &frame) {
             let failure = Failure {
                 kind: FailureKind::Handshake(HandshakeFailure::Credentials),
                 detail: format!("CONNECT cannot carry the credentials: {error}"),
+                error: Some(Error::Encode(error)),
             };
             self.connection_failed(now, failure, true);
         }
     }
 
-    /// The transport closed, or could not be opened. Ignored when there is no transport.
-    pub fn transport_closed(&mut self, now: Instant, reason: CloseReason) {
-        if self.phase == Phase::Down {
+    /// The transport of `attempt` closed, or could not be opened. Ignored unless `attempt`
+    /// is the current attempt and has a transport.
+    pub fn transport_closed(&mut self, now: Instant, attempt: Attempt, reason: CloseReason) {
+        if !self.is_current(attempt, "transport_closed") {
             return;
         }
         if self.state == State::Disconnecting {
@@ -364,14 +452,19 @@ impl Session {
         };
         let failure = Failure {
             kind: FailureKind::Network,
+            error: Some(Error::Transport(detail.clone())),
             detail,
         };
         self.connection_failed(now, failure, false);
     }
 
-    /// Bytes received from the transport.
-    pub fn handle_input(&mut self, now: Instant, data: &[u8]) {
-        if !matches!(self.phase, Phase::Handshaking | Phase::Open) || data.is_empty() {
+    /// Bytes received on the transport of `attempt`. Ignored unless it is the current
+    /// attempt's and the transport is open.
+    pub fn handle_input(&mut self, now: Instant, attempt: Attempt, data: &[u8]) {
+        if data.is_empty() || attempt.0 != self.attempt {
+            return;
+        }
+        if !matches!(self.phase, Phase::Handshaking | Phase::Open) {
             return;
         }
         self.stats.bytes_in += data.len() as u64;
@@ -383,8 +476,16 @@ impl Session {
         let connection = self.connection;
         loop {
             match self.decoder.decode(&mut self.inbuf) {
-                Ok(Some(Item::Heartbeat)) => self.stats.heartbeats_in += 1,
+                Ok(Some(Item::Heartbeat)) => {
+                    // RabbitMQ ends every frame with an EOL: that one is no heart-beat.
+                    if std::mem::take(&mut self.after_frame) {
+                        self.stats.eols_after_frames += 1;
+                    } else {
+                        self.stats.heartbeats_in += 1;
+                    }
+                }
                 Ok(Some(Item::Frame(frame))) => {
+                    self.after_frame = true;
                     self.on_frame(now, frame);
                     if self.connection != connection
                         || !matches!(self.phase, Phase::Handshaking | Phase::Open)
@@ -397,6 +498,7 @@ impl Session {
                     let failure = Failure {
                         kind: FailureKind::Protocol,
                         detail: error.to_string(),
+                        error: Some(Error::Decode(error)),
                     };
                     self.connection_failed(now, failure, true);
                     return;
@@ -430,6 +532,7 @@ impl Session {
                             Phase::Opening => "the transport did not open in time".to_owned(),
                             _ => "no CONNECTED in time".to_owned(),
                         },
+                        error: None,
                     };
                     self.connection_failed(now, failure, true);
                 }
@@ -441,25 +544,30 @@ impl Session {
                 self.start_attempt(now, Cause::ProbeDue);
             }
             State::Connected => {
-                let dead = self
-                    .link
-                    .as_ref()
-                    .and_then(|l| l.dead_after.filter(|d| l.last_rx + *d <= now));
+                let dead = self.link.as_ref().and_then(|l| {
+                    l.dead_after
+                        .filter(|d| l.last_rx.checked_add(*d).is_some_and(|t| t <= now))
+                });
                 if let Some(after) = dead {
                     let failure = Failure {
                         kind: FailureKind::HeartbeatLost,
                         detail: format!("nothing received for {} ms", after.as_millis()),
+                        error: None,
                     };
                     self.connection_failed(now, failure, true);
                     return;
                 }
+                if self.healthy_at.is_some_and(|t| t <= now) {
+                    self.became_healthy(now);
+                }
                 self.expire_receipts(now);
-                let due = self
-                    .link
-                    .as_ref()
-                    .and_then(|l| l.send_every.filter(|d| l.last_tx + *d <= now));
+                let due = self.link.as_ref().and_then(|l| {
+                    l.send_every
+                        .filter(|d| l.last_tx.checked_add(*d).is_some_and(|t| t <= now))
+                });
                 if due.is_some() {
                     self.out.put_u8(b'\n');
+                    self.out_ends.push(self.out.len());
                     self.stats.heartbeats_out += 1;
                     self.stats.bytes_out += 1;
                     self.stats.last_activity = Some(now);
@@ -469,7 +577,12 @@ impl Session {
                 }
             }
             State::Disconnecting => {
-                if self.disconnect.as_ref().is_some_and(|d| d.deadline <= now) {
+                if self
+                    .disconnect
+                    .as_ref()
+                    .and_then(|d| d.deadline)
+                    .is_some_and(|t| t <= now)
+                {
                     self.finish_disconnect(now, Cause::DisconnectTimedOut, true);
                     return;
                 }
@@ -480,23 +593,37 @@ impl Session {
     }
 
     fn expire_receipts(&mut self, now: Instant) {
-        let due: Vec<u64> = self
-            .receipts
-            .iter()
-            .filter(|(_, r)| r.deadline.is_some_and(|t| t <= now))
-            .map(|(n, _)| *n)
-            .collect();
-        for n in due {
-            if let Some(pending) = self.receipts.remove(&n) {
-                if let ReceiptId::Send(id) = pending.id {
-                    self.unconfirmed.remove(&id);
-                }
+        let mut freed = false;
+        while let Some(&(deadline, n)) = self.receipt_deadlines.front() {
+            if deadline > now {
+                break;
+            }
+            self.receipt_deadlines.pop_front();
+            let Some(pending) = self.receipts.remove(&n) else {
+                continue;
+            };
+            if let ReceiptId::Send(id) = pending.id {
+                freed |= self.unconfirmed.remove(&id).is_some();
+            }
+            if !pending.internal {
                 self.events.push_back(Event::Receipt {
                     id: pending.id,
                     outcome: ReceiptOutcome::TimedOut,
                 });
             }
         }
+        if freed {
+            self.flush_queue(now);
+        }
+    }
+
+    /// The connection stayed up long enough: the backoff and failure counts start over.
+    fn became_healthy(&mut self, now: Instant) {
+        self.healthy_at = None;
+        self.retry.succeeded(now);
+        self.attempts_since_success = 0;
+        self.oversized_in_a_row = 0;
+        tracing::debug!(attempt = self.attempt, "connection healthy");
     }
 
     // ---------------------------------------------------------------- commands
@@ -504,21 +631,18 @@ impl Session {
     /// Subscribes. Before the connection is up the subscription is recorded and sent once
     /// connected; after every reconnect it is sent again with the same id and headers.
     ///
+    /// Every `SUBSCRIBE` carries a receipt (the session's own when the caller asked none),
+    /// so that an `ERROR` can be traced to the frame the broker refused.
+    ///
     /// # Errors
-    /// [`CommandError::Closing`] while disconnecting; [`CommandError::Invalid`] when a
-    /// header cannot be written in one of the offered versions.
-    pub fn subscribe(
-        &mut self,
-        now: Instant,
-        request: Subscribe,
-    ) -> Result<SubscriptionId, CommandError> {
+    /// [`Error::Closing`] while disconnecting; [`Error::Encode`] when a header cannot be
+    /// written in one of the offered versions.
+    pub fn subscribe(&mut self, now: Instant, request: Subscribe) -> Result<SubscriptionId, Error> {
         if self.state == State::Disconnecting {
-            return Err(CommandError::Closing);
+            return Err(Error::Closing);
         }
         let id = SubscriptionId(self.next_subscription);
-        let probe = subscribe_frame(id, &request, None, self.version().unwrap_or(Version::V1_2));
-        self.check_encodable(&probe)
-            .map_err(CommandError::Invalid)?;
+        self.check_encodable(&subscribe_frame(id, &request, Some(u64::MAX)))?;
         self.next_subscription += 1;
         self.subscriptions.insert(
             id,
@@ -526,6 +650,7 @@ impl Session {
                 wants_receipt: request.receipt,
                 request,
                 pending: VecDeque::new(),
+                strikes: 0,
             },
         );
         if self.state == State::Connected {
@@ -538,20 +663,20 @@ impl Session {
     /// asked for is confirmed at once.
     ///
     /// # Errors
-    /// [`CommandError::UnknownSubscription`], [`CommandError::Closing`].
+    /// [`Error::UnknownSubscription`], [`Error::Closing`].
     pub fn unsubscribe(
         &mut self,
         now: Instant,
         id: SubscriptionId,
         receipt: bool,
-    ) -> Result<(), CommandError> {
+    ) -> Result<(), Error> {
         if self.state == State::Disconnecting {
-            return Err(CommandError::Closing);
+            return Err(Error::Closing);
         }
         let sub = self
             .subscriptions
             .remove(&id)
-            .ok_or(CommandError::UnknownSubscription(id))?;
+            .ok_or(Error::UnknownSubscription(id))?;
         let receipt_id = ReceiptId::Unsubscribe(id);
         if self.state == State::Connected {
             let version = self.version().unwrap_or(Version::V1_2);
@@ -560,8 +685,7 @@ impl Session {
                 b = b.header("destination", &sub.request.destination);
             }
             let b = self.with_receipt(now, b, receipt.then_some(receipt_id));
-            self.write(now, &b.build())
-                .map_err(|e| CommandError::Invalid(e.to_string()))?;
+            self.write(now, &b.build()).map_err(Error::Encode)?;
         } else if receipt {
             self.events.push_back(Event::Receipt {
                 id: receipt_id,
@@ -578,149 +702,143 @@ impl Session {
     }
 
     /// Sends a message: at once when connected, else into the outbound queue (flushed in
-    /// priority order after the next `CONNECTED`).
+    /// priority order after the next `CONNECTED`). While connected, a receipted message
+    /// beyond the [`send_window`](SessionConfig::send_window) of unconfirmed ones, and any
+    /// message while the queue is not empty, goes into the queue too: one rule online and
+    /// offline.
     ///
     /// A message expired already is reported dropped at once. A message with
     /// [`receipt`](Message::receipt) outside a transaction is delivered at least once: it
-    /// is re-sent after a reconnect until its receipt arrives, an `ERROR` names it, or its
-    /// receipt times out on an open connection.
+    /// is re-sent after a reconnect until its receipt arrives, an `ERROR` names it, its
+    /// receipt times out on an open connection, or the broker refuses it
+    /// [`poison_after`](SessionConfig::poison_after) times
+    /// ([`DropReason::Poisoned`]). It carries the stable
+    /// [`message_id_header`](SessionConfig::message_id_header).
     ///
     /// # Errors
     /// The message comes back inside the error: queue full (with
-    /// [`OverflowPolicy::RejectNew`](crate::OverflowPolicy::RejectNew)), too large,
-    /// disconnecting, transaction not open, or not writable as a frame.
+    /// [`OverflowPolicy::RejectNew`](crate::OverflowPolicy::RejectNew)), larger than the
+    /// queue or than [`max_send_frame_bytes`](SessionConfig::max_send_frame_bytes),
+    /// disconnecting, transaction not open, a header the session sets, or not writable as a
+    /// frame.
     pub fn send(&mut self, now: Instant, message: Message) -> Result<SendId, SendError> {
-        if let Some(reason) = reserved_header(&message) {
-            return Err(SendError::Invalid {
-                message: Box::new(message),
-                reason,
-            });
+        if let Some(name) = self.reserved_header(&message) {
+            return Err(SendError::new(Error::ReservedHeader(name), message));
         }
-        match self.state {
-            State::Disconnecting => Err(SendError::Closing(Box::new(message))),
-            State::Connected => {
-                if let Some(tx) = message.transaction {
-                    if !self.transactions.contains(&tx) {
-                        return Err(SendError::TransactionNotOpen(Box::new(message)));
-                    }
-                }
-                let id = SendId(self.next_send);
-                match self.transmit_send(now, id, message) {
-                    Ok(()) => {
-                        self.next_send += 1;
-                        Ok(id)
-                    }
-                    Err(failed) => {
-                        let (message, error) = *failed;
-                        Err(SendError::Invalid {
-                            message: Box::new(message),
-                            reason: error.to_string(),
-                        })
-                    }
-                }
+        if self.state == State::Disconnecting {
+            return Err(SendError::new(Error::Closing, message));
+        }
+        if let Some(tx) = message.transaction {
+            if self.state != State::Connected || !self.transactions.contains_key(&tx) {
+                return Err(SendError::new(Error::TransactionNotOpen(tx), message));
             }
-            _ => {
-                if message.transaction.is_some() {
-                    return Err(SendError::TransactionNotOpen(Box::new(message)));
-                }
-                if let Err(reason) = self.check_encodable(&send_frame(&message, Some(0))) {
-                    return Err(SendError::Invalid {
-                        message: Box::new(message),
-                        reason,
-                    });
-                }
-                let id = SendId(self.next_send);
-                if message.expires_at.is_some_and(|t| t <= now) {
-                    self.next_send += 1;
-                    self.drop_message(id, message, DropReason::Expired);
-                    return Ok(id);
-                }
-                match self
-                    .queue
-                    .push(id, message, self.config.queue, self.config.overflow)
-                {
-                    Ok(evicted) => {
-                        self.next_send += 1;
-                        self.report_dropped(evicted, DropReason::Overflow);
-                        Ok(id)
-                    }
-                    Err(PushError::Full(m)) => Err(SendError::QueueFull(Box::new(m))),
-                    Err(PushError::TooLarge(m)) => Err(SendError::TooLarge(Box::new(m))),
-                }
+            let id = SendId(self.next_send);
+            self.transmit_send(now, id, message)?;
+            self.next_send += 1;
+            return Ok(id);
+        }
+        let direct = self.state == State::Connected
+            && self.queue.is_empty()
+            && (!message.receipt || self.unconfirmed.len() < self.config.send_window);
+        if direct {
+            let id = SendId(self.next_send);
+            self.transmit_send(now, id, message)?;
+            self.next_send += 1;
+            return Ok(id);
+        }
+        let id = SendId(self.next_send);
+        if let Err(error) = self.check_send(id, &message) {
+            return Err(SendError::new(error, message));
+        }
+        if message.expires_at.is_some_and(|t| t <= now) {
+            self.next_send += 1;
+            self.drop_message(id, message, DropReason::Expired);
+            return Ok(id);
+        }
+        match self
+            .queue
+            .push(id, message, self.config.queue, self.config.overflow)
+        {
+            Ok(evicted) => {
+                self.next_send += 1;
+                self.report_dropped(evicted, DropReason::Overflow);
+                Ok(id)
             }
+            Err(PushError::Full(m)) => Err(SendError::new(Error::QueueFull, m)),
+            Err(PushError::TooLarge(m)) => Err(SendError::new(Error::LargerThanQueue, m)),
         }
     }
 
     /// Acknowledges a message (cumulatively on `client` subscriptions).
     ///
     /// # Errors
-    /// See [`CommandError`]: not connected, stale handle, `ack:auto`, already acknowledged.
-    pub fn ack(&mut self, now: Instant, handle: &MessageHandle) -> Result<(), CommandError> {
+    /// See [`Error`]: not connected, stale handle, `ack:auto`, already acknowledged.
+    pub fn ack(&mut self, now: Instant, handle: &MessageHandle) -> Result<(), Error> {
         self.acknowledge(now, handle, AckOptions::default(), false)
     }
 
     /// [`ack`](Self::ack) inside a transaction and/or with a receipt.
     ///
     /// # Errors
-    /// As [`ack`](Self::ack), and [`CommandError::UnknownTransaction`].
+    /// As [`ack`](Self::ack), and [`Error::UnknownTransaction`].
     pub fn ack_with(
         &mut self,
         now: Instant,
         handle: &MessageHandle,
         options: AckOptions,
-    ) -> Result<(), CommandError> {
+    ) -> Result<(), Error> {
         self.acknowledge(now, handle, options, false)
     }
 
     /// Refuses a message (`NACK`; not in STOMP 1.0).
     ///
     /// # Errors
-    /// As [`ack`](Self::ack), and [`CommandError::NackUnsupported`] on 1.0.
-    pub fn nack(&mut self, now: Instant, handle: &MessageHandle) -> Result<(), CommandError> {
+    /// As [`ack`](Self::ack), and [`Error::NackUnsupported`] on 1.0.
+    pub fn nack(&mut self, now: Instant, handle: &MessageHandle) -> Result<(), Error> {
         self.acknowledge(now, handle, AckOptions::default(), true)
     }
 
     /// [`nack`](Self::nack) inside a transaction and/or with a receipt.
     ///
     /// # Errors
-    /// As [`nack`](Self::nack), and [`CommandError::UnknownTransaction`].
+    /// As [`nack`](Self::nack), and [`Error::UnknownTransaction`].
     pub fn nack_with(
         &mut self,
         now: Instant,
         handle: &MessageHandle,
         options: AckOptions,
-    ) -> Result<(), CommandError> {
+    ) -> Result<(), Error> {
         self.acknowledge(now, handle, options, true)
     }
 
     /// Begins a transaction on the current connection. If the connection drops before
     /// `COMMIT`, it is reported with [`Event::TransactionAborted`] and nothing of it is
-    /// replayed.
+    /// replayed. Acknowledgements made inside it take effect on `COMMIT`: after `ABORT`
+    /// the messages can be acknowledged again.
     ///
     /// # Errors
-    /// [`CommandError::NotConnected`], [`CommandError::Closing`].
-    pub fn begin(&mut self, now: Instant, receipt: bool) -> Result<TransactionId, CommandError> {
+    /// [`Error::NotConnected`], [`Error::Closing`].
+    pub fn begin(&mut self, now: Instant, receipt: bool) -> Result<TransactionId, Error> {
         self.require_connected()?;
         let id = TransactionId(self.next_transaction);
         self.next_transaction += 1;
         let b = Frame::builder(Command::Begin).header("transaction", id.to_string());
         let b = self.with_receipt(now, b, receipt.then_some(ReceiptId::Begin(id)));
-        self.write(now, &b.build())
-            .map_err(|e| CommandError::Invalid(e.to_string()))?;
-        self.transactions.insert(id);
+        self.write(now, &b.build()).map_err(Error::Encode)?;
+        self.transactions.insert(id, TransactionAcks::default());
         Ok(id)
     }
 
     /// Commits a transaction.
     ///
     /// # Errors
-    /// [`CommandError::UnknownTransaction`], [`CommandError::NotConnected`].
+    /// [`Error::UnknownTransaction`], [`Error::NotConnected`].
     pub fn commit(
         &mut self,
         now: Instant,
         id: TransactionId,
         receipt: bool,
-    ) -> Result<(), CommandError> {
+    ) -> Result<(), Error> {
         self.end_transaction(
             now,
             id,
@@ -732,13 +850,13 @@ impl Session {
     /// Aborts a transaction.
     ///
     /// # Errors
-    /// [`CommandError::UnknownTransaction`], [`CommandError::NotConnected`].
+    /// [`Error::UnknownTransaction`], [`Error::NotConnected`].
     pub fn abort(
         &mut self,
         now: Instant,
         id: TransactionId,
         receipt: bool,
-    ) -> Result<(), CommandError> {
+    ) -> Result<(), Error> {
         self.end_transaction(
             now,
             id,
@@ -755,7 +873,7 @@ impl Session {
         match self.state {
             State::Idle | State::Closed | State::Disconnecting => {}
             State::Connected => {
-                for id in std::mem::take(&mut self.transactions) {
+                for id in std::mem::take(&mut self.transactions).into_keys() {
                     self.events.push_back(Event::TransactionAborted {
                         id,
                         reason: AbortReason::Disconnected,
@@ -769,17 +887,17 @@ impl Session {
                 let _ = self.write(now, &frame);
                 self.disconnect = Some(Disconnect {
                     receipt: n,
-                    deadline: now + self.config.disconnect_timeout,
+                    deadline: now.checked_add(self.config.disconnect_timeout),
                 });
                 self.set_state(State::Disconnecting, Cause::DisconnectRequested);
             }
             State::Connecting | State::Reconnecting { .. } | State::Failed { .. } => {
                 if self.state == State::Connecting {
                     self.retry.cancelled(now);
-                    self.end_record(now, FailureKind::ClosedByUser, "closed by the caller");
+                    self.end_record(now, &closed_by_user("closed by the caller"));
                 }
                 if self.phase != Phase::Down {
-                    self.events.push_back(Event::CloseTransport);
+                    self.directives.push_back(Directive::Close(Attempt(self.attempt)));
                 }
                 self.drop_connection(AbortReason::Disconnected);
                 self.close_session(Cause::DisconnectRequested);
@@ -800,12 +918,14 @@ impl Session {
             (Phase::Open, Command::Receipt) => self.on_receipt(now, &frame),
             (Phase::Open, Command::Error) => self.on_error(now, frame),
             (phase, command) => {
+                let detail = match phase {
+                    Phase::Handshaking => format!("expected CONNECTED, received {command}"),
+                    _ => format!("unexpected {command} from the broker"),
+                };
                 let failure = Failure {
                     kind: FailureKind::Protocol,
-                    detail: match phase {
-                        Phase::Handshaking => format!("expected CONNECTED, received {command}"),
-                        _ => format!("unexpected {command} from the broker"),
-                    },
+                    error: Some(Error::Protocol(detail.clone())),
+                    detail,
                 };
                 self.connection_failed(now, failure, true);
             }
@@ -824,50 +944,59 @@ impl Session {
                 let chosen = frame
                     .header("version")
                     .map_or_else(|| "1.0 (no version header)".into(), String::from_utf8_lossy);
+                let detail = format!(
+                    "the broker chose version {chosen}, offered {}",
+                    version_list(offered)
+                );
                 let failure = Failure {
                     kind: FailureKind::Handshake(HandshakeFailure::Version),
-                    detail: format!(
-                        "the broker chose version {chosen}, offered {}",
-                        version_list(offered)
-                    ),
+                    error: Some(Error::Protocol(detail.clone())),
+                    detail,
                 };
                 self.connection_failed(now, failure, true);
                 return;
             }
         };
-        let heart_beat = if version == Version::V1_0 {
-            HeartBeat::default()
-        } else {
-            let theirs = match frame.header("heart-beat") {
-                None => Some((0, 0)),
-                Some(v) => heartbeat::parse(v),
-            };
-            let Some(theirs) = theirs else {
-                let failure = Failure {
-                    kind: FailureKind::Protocol,
-                    detail: "malformed heart-beat header in CONNECTED".to_owned(),
-                };
-                self.connection_failed(now, failure, true);
-                return;
-            };
-            heartbeat::negotiate(self.config.heart_beat, theirs)
+        // STOMP 1.0 has no heart-beats, but a 1.0 broker that answers our `heart-beat`
+        // (ActiveMQ) enforces what it answered: honour it in every version.
+        let theirs = match frame.header("heart-beat") {
+            None => Some((0, 0)),
+            Some(v) => heartbeat::parse(v),
         };
+        let Some(theirs) = theirs else {
+            let detail = "malformed heart-beat header in CONNECTED".to_owned();
+            let failure = Failure {
+                kind: FailureKind::Protocol,
+                error: Some(Error::Protocol(detail.clone())),
+                detail,
+            };
+            self.connection_failed(now, failure, true);
+            return;
+        };
+        let heart_beat = heartbeat::negotiate(self.config.heart_beat, theirs);
         self.decoder.set_version(version);
         self.encoder.set_version(version);
         self.phase = Phase::Open;
         self.connect_deadline = None;
+        // A huge interval from the broker must not overflow: past what a Duration holds
+        // means "never".
+        let dead_after = heart_beat.expect.and_then(|d| {
+            Duration::try_from_secs_f64(d.as_secs_f64() * self.config.heartbeat_grace).ok()
+        });
         self.link = Some(Link {
             version,
             send_every: heart_beat.send,
-            dead_after: heart_beat
-                .expect
-                .map(|d| d.mul_f64(self.config.heartbeat_grace)),
+            dead_after,
             last_rx: now,
             last_tx: now,
         });
-        self.retry.succeeded(now);
         self.auth_failures = 0;
-        self.attempts_since_success = 0;
+        // Only a connection that stays up counts as a success (see `became_healthy`):
+        // one the broker kills at once must not reset the backoff.
+        self.healthy_at = now.checked_add(self.config.healthy_after);
+        if self.config.healthy_after.is_zero() {
+            self.became_healthy(now);
+        }
         self.stats.connections += 1;
         if self.ever_connected {
             self.stats.reconnections += 1;
@@ -891,39 +1020,51 @@ impl Session {
     fn resume(&mut self, now: Instant) {
         let ids: Vec<SubscriptionId> = self.subscriptions.keys().copied().collect();
         for id in ids {
-            if self.write_subscribe(now, id).is_err() {
-                tracing::warn!(%id, "resubscribe could not be written");
+            if let Err(error) = self.write_subscribe(now, id) {
+                // Checked encodable in every offered version when subscribing.
+                tracing::warn!(%id, %error, "resubscribe could not be written");
             }
         }
         let unconfirmed: Vec<SendId> = self.unconfirmed.keys().copied().collect();
         for id in unconfirmed {
-            let Some(in_flight) = self.unconfirmed.get(&id) else {
+            let Some(in_flight) = self.unconfirmed.remove(&id) else {
                 continue;
             };
-            let receipt = in_flight.receipt;
+            self.receipts.remove(&in_flight.receipt);
             if in_flight.message.expires_at.is_some_and(|t| t <= now) {
-                let in_flight = self.unconfirmed.remove(&id).expect("present");
-                self.receipts.remove(&receipt);
                 self.drop_message(id, in_flight.message, DropReason::Expired);
                 continue;
             }
-            let frame = send_frame(&in_flight.message, Some(receipt));
-            if self.write(now, &frame).is_ok() {
-                self.count_sent(&frame);
-                if let Some(pending) = self.receipts.get_mut(&receipt) {
-                    pending.deadline = Some(now + self.config.receipt_timeout);
-                }
+            // A fresh receipt number, so that receipt order is write order on this
+            // connection (what `blame` relies on).
+            if let Err(failed) = self.transmit_in_flight(now, id, in_flight) {
+                let (error, message) = failed.into_parts();
+                self.drop_message(id, message, DropReason::Unencodable(error));
             }
         }
-        while let Some(Queued { id, message, .. }) = self.queue.pop_front() {
+        self.flush_queue(now);
+    }
+
+    /// Writes queued messages while the send window has room.
+    fn flush_queue(&mut self, now: Instant) {
+        if self.state != State::Connected {
+            return;
+        }
+        while let Some(front) = self.queue.front() {
+            if front.receipt && self.unconfirmed.len() >= self.config.send_window {
+                return;
+            }
+            let Some(Queued { id, message, .. }) = self.queue.pop_front() else {
+                return;
+            };
             if message.expires_at.is_some_and(|t| t <= now) {
                 self.drop_message(id, message, DropReason::Expired);
                 continue;
             }
             if let Err(failed) = self.transmit_send(now, id, message) {
-                let (message, error) = *failed;
+                let (error, message) = failed.into_parts();
                 tracing::warn!(%id, %error, "queued message could not be written");
-                self.drop_message(id, message, DropReason::Unencodable);
+                self.drop_message(id, message, DropReason::Unencodable(error));
             }
         }
     }
@@ -943,13 +1084,15 @@ impl Session {
         } else {
             HandshakeFailure::Auth
         };
-        let detail = error_detail(message.as_deref(), &frame);
+        let detail = broker_text(&frame);
+        let error = Error::Broker(Box::new(frame.clone()));
         self.events.push_back(Event::ServerError { message, frame });
         self.connection_failed(
             now,
             Failure {
                 kind: FailureKind::Handshake(kind),
                 detail,
+                error: Some(error),
             },
             true,
         );
@@ -958,18 +1101,17 @@ impl Session {
     fn on_error(&mut self, now: Instant, frame: Frame) {
         self.stats.errors += 1;
         let message = frame.header_str("message").map(str::to_owned);
-        if let Some(n) = frame.header("receipt-id").and_then(parse_receipt) {
-            if let Some(pending) = self.receipts.remove(&n) {
-                if let ReceiptId::Send(id) = pending.id {
-                    self.unconfirmed.remove(&id);
-                }
-                self.events.push_back(Event::Receipt {
-                    id: pending.id,
-                    outcome: ReceiptOutcome::Error(Box::new(frame.clone())),
-                });
-            }
+        let named = frame
+            .header("receipt-id")
+            .and_then(parse_receipt)
+            .and_then(|n| self.receipts.remove(&n));
+        match named {
+            Some(pending) => self.refused(pending, &frame),
+            None if self.state == State::Connected => self.blame(&frame),
+            None => {}
         }
-        let detail = error_detail(message.as_deref(), &frame);
+        let detail = broker_text(&frame);
+        let error = Error::Broker(Box::new(frame.clone()));
         self.events.push_back(Event::ServerError { message, frame });
         if self.state == State::Disconnecting {
             self.finish_disconnect(now, Cause::Failure(FailureKind::ServerError), true);
@@ -977,9 +1119,92 @@ impl Session {
             let failure = Failure {
                 kind: FailureKind::ServerError,
                 detail,
+                error: Some(error),
             };
             self.connection_failed(now, failure, true);
         }
+    }
+
+    /// An `ERROR` named this receipt: the frame it was for is refused for good.
+    fn refused(&mut self, pending: PendingReceipt, frame: &Frame) {
+        match pending.id {
+            ReceiptId::Send(id) => {
+                self.unconfirmed.remove(&id);
+            }
+            ReceiptId::Subscribe(id) => {
+                if let Some(sub) = self.subscriptions.remove(&id) {
+                    self.end_subscription(id, sub, SubscriptionEnd::Refused(Box::new(frame.clone())));
+                }
+                return;
+            }
+            _ => {}
+        }
+        if !pending.internal {
+            self.events.push_back(Event::Receipt {
+                id: pending.id,
+                outcome: ReceiptOutcome::Error(Box::new(frame.clone())),
+            });
+        }
+    }
+
+    /// An `ERROR` naming no receipt ends the connection: blame the oldest receipted frame
+    /// written on it and not yet confirmed (brokers answer in order, so everything before
+    /// it was accepted). What is blamed `poison_after` connections in a row is not sent
+    /// again; a frame before it confirmed since clears its strikes.
+    fn blame(&mut self, frame: &Frame) {
+        let culprit = self
+            .receipts
+            .iter()
+            .find(|(_, r)| r.connection == self.connection)
+            .map(|(n, r)| (*n, r.id));
+        let Some((n, id)) = culprit else {
+            return;
+        };
+        let limit = self.config.poison_after;
+        match id {
+            ReceiptId::Send(send) => {
+                let Some(in_flight) = self.unconfirmed.get_mut(&send) else {
+                    return;
+                };
+                in_flight.strikes += 1;
+                tracing::debug!(%send, strikes = in_flight.strikes, "ERROR blamed on a SEND");
+                if in_flight.strikes >= limit {
+                    let in_flight = self.unconfirmed.remove(&send).expect("present");
+                    self.receipts.remove(&n);
+                    let reason = DropReason::Poisoned(Box::new(frame.clone()));
+                    self.drop_message(send, in_flight.message, reason);
+                }
+            }
+            ReceiptId::Subscribe(sub_id) => {
+                let Some(sub) = self.subscriptions.get_mut(&sub_id) else {
+                    return;
+                };
+                sub.strikes += 1;
+                tracing::debug!(subscription = %sub_id, strikes = sub.strikes, "ERROR blamed on a SUBSCRIBE");
+                if sub.strikes >= limit {
+                    let sub = self.subscriptions.remove(&sub_id).expect("present");
+                    self.receipts.remove(&n);
+                    self.end_subscription(sub_id, sub, SubscriptionEnd::Refused(Box::new(frame.clone())));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Reports a subscription ended (and its pending receipt, if the caller asked one).
+    fn end_subscription(&mut self, id: SubscriptionId, sub: Subscription, reason: SubscriptionEnd) {
+        if sub.wants_receipt {
+            let outcome = match &reason {
+                SubscriptionEnd::Refused(frame) => ReceiptOutcome::Error(frame.clone()),
+                SubscriptionEnd::SessionClosed => ReceiptOutcome::ConnectionLost,
+            };
+            self.events.push_back(Event::Receipt {
+                id: ReceiptId::Subscribe(id),
+                outcome,
+            });
+        }
+        self.events
+            .push_back(Event::SubscriptionEnded { id, reason });
     }
 
     fn on_receipt(&mut self, now: Instant, frame: &Frame) {
@@ -991,10 +1216,34 @@ impl Session {
             self.finish_disconnect(now, Cause::DisconnectConfirmed, true);
             return;
         }
-        if let Some(pending) = self.receipts.remove(&n) {
-            if let ReceiptId::Send(id) = pending.id {
-                self.unconfirmed.remove(&id);
+        let Some(pending) = self.receipts.remove(&n) else {
+            return;
+        };
+        // Receipts mostly arrive in order: drop the deadlines they leave behind at the front.
+        while let Some((_, front)) = self.receipt_deadlines.front() {
+            if self.receipts.contains_key(front) {
+                break;
             }
+            self.receipt_deadlines.pop_front();
+        }
+        match pending.id {
+            ReceiptId::Send(id) => {
+                if self.unconfirmed.remove(&id).is_some() {
+                    self.flush_queue(now);
+                }
+            }
+            ReceiptId::Subscribe(id) => {
+                if let Some(sub) = self.subscriptions.get_mut(&id) {
+                    sub.strikes = 0;
+                    if pending.internal {
+                        return;
+                    }
+                    sub.wants_receipt = false;
+                }
+            }
+            _ => {}
+        }
+        if !pending.internal {
             self.events.push_back(Event::Receipt {
                 id: pending.id,
                 outcome: ReceiptOutcome::Confirmed,
@@ -1010,6 +1259,8 @@ impl Session {
         let mut ack = None;
         let mut destination = None;
         let mut redelivered = false;
+        let mut stable_id = None;
+        let id_header = self.config.message_id_header.as_deref().map(str::as_bytes);
         for (i, (name, value)) in frame.headers().enumerate() {
             match name {
                 b"subscription" if subscription.is_none() => subscription = Some(value),
@@ -1017,6 +1268,7 @@ impl Session {
                 b"ack" if ack.is_none() => ack = Some(i),
                 b"destination" if destination.is_none() => destination = Some(value),
                 b"redelivered" => redelivered |= value == b"true",
+                _ if stable_id.is_none() && Some(name) == id_header => stable_id = Some(value),
                 _ => {}
             }
         }
@@ -1038,7 +1290,9 @@ impl Session {
             self.events.push_back(Event::StrayMessage { frame });
             return;
         };
-        let seen = message_id.is_some_and(|(_, m)| self.duplicates.check_and_insert(m));
+        // A producer's stable id survives its re-sends; the broker's message-id does not.
+        let dedup_key = stable_id.or(message_id.map(|(_, m)| m));
+        let seen = dedup_key.is_some_and(|key| self.duplicates.check_and_insert(key));
         let possibly_duplicate = redelivered || seen;
         if possibly_duplicate {
             self.stats.possible_duplicates += 1;
@@ -1081,7 +1335,7 @@ impl Session {
         self.attempt = self.attempt.saturating_add(1);
         self.attempts_since_success = self.attempts_since_success.saturating_add(1);
         self.stats.attempts += 1;
-        self.connect_deadline = Some(now + self.config.connect_timeout);
+        self.connect_deadline = now.checked_add(self.config.connect_timeout);
         self.phase = Phase::Opening;
         if self.config.history > 0 {
             if self.history.len() == self.config.history {
@@ -1096,9 +1350,8 @@ impl Session {
             });
         }
         self.set_state(State::Connecting, cause);
-        self.events.push_back(Event::OpenTransport {
-            attempt: self.attempt,
-        });
+        self.directives
+            .push_back(Directive::Open(Attempt(self.attempt)));
     }
 
     /// The attempt or the connection failed: tear down, then retry, wait or give up.
@@ -1106,16 +1359,33 @@ impl Session {
         let kind = failure.kind;
         tracing::debug!(attempt = self.attempt, ?kind, detail = %failure.detail, "connection failed");
         self.stats.failures += 1;
-        self.end_record(now, kind, &failure.detail);
+        self.end_record(now, &failure);
+        let oversized = !self.is_healthy()
+            && matches!(
+                &failure.error,
+                Some(Error::Decode(stompkit_codec::Error::LimitExceeded { .. }))
+            );
+        self.oversized_in_a_row = if oversized {
+            self.oversized_in_a_row.saturating_add(1)
+        } else {
+            0
+        };
         self.events.push_back(Event::AttemptFailed {
-            attempt: self.attempt,
+            attempt: Attempt(self.attempt),
             failure,
         });
         if close_transport {
-            self.events.push_back(Event::CloseTransport);
+            self.directives
+                .push_back(Directive::Close(Attempt(self.attempt)));
         }
         self.drop_connection(AbortReason::ConnectionLost);
 
+        if self.oversized_in_a_row >= self.config.poison_after {
+            // The broker would send the same frame again on the next connection.
+            self.retry.failed_for_good(now);
+            self.give_up(GiveUpReason::RepeatedFailure(kind), Cause::Failure(kind));
+            return;
+        }
         let retryable = match kind {
             FailureKind::Handshake(HandshakeFailure::Auth) => {
                 self.auth_failures = self.auth_failures.saturating_add(1);
@@ -1151,9 +1421,10 @@ impl Session {
 
     fn finish_disconnect(&mut self, now: Instant, cause: Cause, close_transport: bool) {
         if close_transport {
-            self.events.push_back(Event::CloseTransport);
+            self.directives
+                .push_back(Directive::Close(Attempt(self.attempt)));
         }
-        self.end_record(now, FailureKind::ClosedByUser, "disconnected by the caller");
+        self.end_record(now, &closed_by_user("disconnected by the caller"));
         self.drop_connection(AbortReason::Disconnected);
         self.close_session(cause);
     }
@@ -1164,22 +1435,25 @@ impl Session {
         self.phase = Phase::Down;
         self.link = None;
         self.connect_deadline = None;
+        self.healthy_at = None;
         self.disconnect = None;
         self.inbuf.clear();
         self.out.clear();
+        self.out_ends.clear();
         self.stats.connected_since = None;
-        for id in std::mem::take(&mut self.transactions) {
+        for id in std::mem::take(&mut self.transactions).into_keys() {
             self.events
                 .push_back(Event::TransactionAborted { id, reason: abort });
         }
+        self.receipt_deadlines.clear();
         let receipts = std::mem::take(&mut self.receipts);
         for (n, mut pending) in receipts {
             let resend =
                 matches!(pending.id, ReceiptId::Send(id) if self.unconfirmed.contains_key(&id));
             if resend {
-                pending.deadline = None;
+                pending.connection = 0;
                 self.receipts.insert(n, pending);
-            } else {
+            } else if !pending.internal {
                 self.events.push_back(Event::Receipt {
                     id: pending.id,
                     outcome: ReceiptOutcome::ConnectionLost,
@@ -1191,7 +1465,8 @@ impl Session {
         }
     }
 
-    /// Enters [`State::Closed`]: nothing queued or pending survives, each reported.
+    /// Enters [`State::Closed`]: nothing queued, pending or subscribed survives, each
+    /// reported.
     fn close_session(&mut self, cause: Cause) {
         let queued = self.queue.drain();
         self.report_dropped(queued, DropReason::SessionClosed);
@@ -1202,32 +1477,25 @@ impl Session {
             });
         }
         for (_, pending) in std::mem::take(&mut self.receipts) {
-            if !matches!(pending.id, ReceiptId::Send(_)) {
+            if !matches!(pending.id, ReceiptId::Send(_)) && !pending.internal {
                 self.events.push_back(Event::Receipt {
                     id: pending.id,
                     outcome: ReceiptOutcome::ConnectionLost,
                 });
             }
         }
+        self.receipt_deadlines.clear();
         for (id, sub) in std::mem::take(&mut self.subscriptions) {
-            if sub.wants_receipt {
-                self.events.push_back(Event::Receipt {
-                    id: ReceiptId::Subscribe(id),
-                    outcome: ReceiptOutcome::ConnectionLost,
-                });
-            }
+            self.end_subscription(id, sub, SubscriptionEnd::SessionClosed);
         }
         self.set_state(State::Closed, cause);
     }
 
-    fn end_record(&mut self, now: Instant, kind: FailureKind, detail: &str) {
+    fn end_record(&mut self, now: Instant, failure: &Failure) {
         if let Some(record) = self.history.back_mut() {
             if record.attempt == self.attempt && record.ended_at.is_none() {
                 record.ended_at = Some(now);
-                record.failure = Some(Failure {
-                    kind,
-                    detail: detail.to_owned(),
-                });
+                record.failure = Some(failure.clone());
             }
         }
     }
@@ -1240,11 +1508,11 @@ impl Session {
             .push_back(Event::StateChanged { from, to, cause });
     }
 
-    fn require_connected(&self) -> Result<(), CommandError> {
+    fn require_connected(&self) -> Result<(), Error> {
         match self.state {
             State::Connected => Ok(()),
-            State::Disconnecting | State::Closed => Err(CommandError::Closing),
-            _ => Err(CommandError::NotConnected),
+            State::Disconnecting | State::Closed => Err(Error::Closing),
+            _ => Err(Error::NotConnected),
         }
     }
 
@@ -1257,15 +1525,24 @@ impl Session {
         Ok(())
     }
 
-    /// Writes a `SEND` straight from the message, without building a [`Frame`] first.
-    fn write_send(
-        &mut self,
-        now: Instant,
+    /// Writes a `SEND`: the one place a `SEND` is encoded, for the connection and for the
+    /// size check of a message about to be queued.
+    fn encode_send(
+        &self,
+        encoder: &Encoder,
+        id: SendId,
         message: &Message,
         receipt: Option<u64>,
-    ) -> Result<(), stompkit_codec::Error> {
+        out: &mut BytesMut,
+    ) -> Result<(), Error> {
+        let before = out.len();
         let transaction = message.transaction.map(|tx| tx.to_string());
-        let receipt = receipt.map(receipt_value);
+        let receipt_value = receipt.map(receipt_value);
+        // Only receipted sends are re-sent, so only they need the stable id.
+        let stable = match (&self.config.message_id_header, receipt) {
+            (Some(name), Some(_)) => Some((name.as_bytes(), format!("{}{}", self.message_id_prefix, id.0))),
+            _ => None,
+        };
         let headers = std::iter::once((&b"destination"[..], message.destination.as_bytes()))
             .chain(
                 message
@@ -1273,20 +1550,45 @@ impl Session {
                     .iter()
                     .map(|(name, value)| (name.as_bytes(), value.as_bytes())),
             )
+            .chain(stable.as_ref().map(|(name, value)| (*name, value.as_bytes())))
             .chain(
                 transaction
                     .as_deref()
                     .map(|tx| (&b"transaction"[..], tx.as_bytes())),
             )
-            .chain(receipt.as_deref().map(|n| (&b"receipt"[..], n.as_bytes())));
-        let before = self.out.len();
-        self.encoder
-            .encode_parts(Command::Send, headers, &message.body, &mut self.out)?;
-        self.count_written(now, Command::Send, before);
+            .chain(
+                receipt_value
+                    .as_deref()
+                    .map(|n| (&b"receipt"[..], n.as_bytes())),
+            );
+        encoder
+            .encode_parts(Command::Send, headers, &message.body, out)
+            .map_err(Error::Encode)?;
+        let size = out.len() - before;
+        if size > self.config.max_send_frame_bytes {
+            out.truncate(before);
+            return Err(Error::FrameTooLarge {
+                size,
+                limit: self.config.max_send_frame_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether a message to be queued can be written in every offered version (it may be
+    /// sent on any), at its largest (with a receipt).
+    fn check_send(&self, id: SendId, message: &Message) -> Result<(), Error> {
+        let mut scratch = BytesMut::new();
+        for version in &self.config.accept_versions {
+            let receipt = message.receipt.then_some(u64::MAX);
+            self.encode_send(&Encoder::new(*version), id, message, receipt, &mut scratch)?;
+            scratch.clear();
+        }
         Ok(())
     }
 
     fn count_written(&mut self, now: Instant, command: Command, before: usize) {
+        self.out_ends.push(self.out.len());
         self.stats.frames_out += 1;
         self.stats.bytes_out += (self.out.len() - before) as u64;
         self.stats.frames_out_by_command.add(command);
@@ -1318,71 +1620,77 @@ impl Session {
         b.build()
     }
 
-    fn write_subscribe(&mut self, now: Instant, id: SubscriptionId) -> Result<(), CommandError> {
-        let version = self.version().unwrap_or(Version::V1_2);
-        let Some(sub) = self.subscriptions.get_mut(&id) else {
-            return Err(CommandError::UnknownSubscription(id));
+    fn write_subscribe(&mut self, now: Instant, id: SubscriptionId) -> Result<(), Error> {
+        let n = self.next_receipt;
+        let Some(sub) = self.subscriptions.get(&id) else {
+            return Err(Error::UnknownSubscription(id));
         };
-        let receipt = if sub.wants_receipt {
-            sub.wants_receipt = false;
-            Some(self.take_receipt_number())
-        } else {
-            None
-        };
-        let sub = &self.subscriptions[&id];
-        let frame = subscribe_frame(id, &sub.request, receipt, version);
-        if let Some(n) = receipt {
-            self.receipts.insert(
-                n,
-                PendingReceipt {
-                    id: ReceiptId::Subscribe(id),
-                    deadline: Some(now + self.config.receipt_timeout),
-                },
-            );
-        }
-        self.write(now, &frame)
-            .map_err(|e| CommandError::Invalid(e.to_string()))
+        let internal = !sub.wants_receipt;
+        let frame = subscribe_frame(id, &sub.request, Some(n));
+        self.next_receipt += 1;
+        self.write(now, &frame).map_err(Error::Encode)?;
+        self.track_receipt(now, n, ReceiptId::Subscribe(id), internal);
+        Ok(())
     }
 
     /// Writes a `SEND` on the open connection and tracks its receipt.
-    fn transmit_send(
+    fn transmit_send(&mut self, now: Instant, id: SendId, message: Message) -> Result<(), SendError> {
+        let in_flight = InFlight {
+            receipt: 0,
+            strikes: 0,
+            message,
+        };
+        self.transmit_in_flight(now, id, in_flight)
+    }
+
+    /// Writes a `SEND` (new, queued or re-sent) with a fresh receipt number if it wants one.
+    fn transmit_in_flight(
         &mut self,
         now: Instant,
         id: SendId,
-        message: Message,
-    ) -> Result<(), Box<(Message, stompkit_codec::Error)>> {
+        mut in_flight: InFlight,
+    ) -> Result<(), SendError> {
+        let message = &in_flight.message;
         let receipt = message.receipt.then_some(self.next_receipt);
-        if let Err(error) = self.write_send(now, &message, receipt) {
-            return Err(Box::new((message, error)));
+        let before = self.out.len();
+        let mut out = std::mem::take(&mut self.out);
+        let written = self.encode_send(&self.encoder, id, message, receipt, &mut out);
+        self.out = out;
+        if let Err(error) = written {
+            return Err(SendError::new(error, in_flight.message));
         }
+        self.count_written(now, Command::Send, before);
         self.stats
             .destination_mut(message.destination.as_bytes())
             .sent += 1;
         if let Some(n) = receipt {
             self.next_receipt += 1;
-            self.receipts.insert(
-                n,
-                PendingReceipt {
-                    id: ReceiptId::Send(id),
-                    deadline: Some(now + self.config.receipt_timeout),
-                },
-            );
-            if message.transaction.is_none() {
-                self.unconfirmed.insert(
-                    id,
-                    InFlight {
-                        message,
-                        receipt: n,
-                    },
-                );
+            self.track_receipt(now, n, ReceiptId::Send(id), false);
+            if in_flight.message.transaction.is_none() {
+                in_flight.receipt = n;
+                self.unconfirmed.insert(id, in_flight);
             }
         }
         Ok(())
     }
 
-    fn count_sent(&mut self, frame: &Frame) {
-        if let Some(d) = frame.header("destination") {
-            self.stats.destination_mut(d).sent += 1;
+    /// Records a receipt asked on the current connection, with its deadline.
+    fn track_receipt(&mut self, now: Instant, n: u64, id: ReceiptId, internal: bool) {
+        self.receipts.insert(
+            n,
+            PendingReceipt {
+                id,
+                connection: self.connection,
+                internal,
+            },
+        );
+        if let Some(deadline) = now.checked_add(self.config.receipt_timeout) {
+            // Keep the queue in time order even if a caller's clock stepped back.
+            let deadline = self
+                .receipt_deadlines
+                .back()
+                .map_or(deadline, |(last, _)| deadline.max(*last));
+            self.receipt_deadlines.push_back((deadline, n));
         }
     }
 
@@ -1392,37 +1700,40 @@ impl Session {
         handle: &MessageHandle,
         options: AckOptions,
         nack: bool,
-    ) -> Result<(), CommandError> {
+    ) -> Result<(), Error> {
         self.require_connected()?;
         if handle.connection != self.connection {
-            return Err(CommandError::StaleHandle);
+            return Err(Error::StaleHandle);
         }
         let version = self.version().unwrap_or(Version::V1_2);
         if nack && version == Version::V1_0 {
-            return Err(CommandError::NackUnsupported);
+            return Err(Error::NackUnsupported);
         }
         if let Some(tx) = options.transaction {
-            if !self.transactions.contains(&tx) {
-                return Err(CommandError::UnknownTransaction(tx));
+            let Some(acks) = self.transactions.get(&tx) else {
+                return Err(Error::UnknownTransaction(tx));
+            };
+            if acks.0.iter().any(|(_, d, _)| *d == handle.delivery) {
+                return Err(Error::AlreadyAcknowledged);
             }
         }
         let sub = self
             .subscriptions
             .get(&handle.subscription)
-            .ok_or(CommandError::UnknownSubscription(handle.subscription))?;
+            .ok_or(Error::UnknownSubscription(handle.subscription))?;
         let mode = sub.request.ack;
         if mode == AckMode::Auto {
-            return Err(CommandError::AutoAck);
+            return Err(Error::AutoAck);
         }
         let position = sub
             .pending
             .iter()
             .position(|d| *d == handle.delivery)
-            .ok_or(CommandError::AlreadyAcknowledged)?;
+            .ok_or(Error::AlreadyAcknowledged)?;
 
         let command = if nack { Command::Nack } else { Command::Ack };
         let mut b = Frame::builder(command);
-        let id = handle.ack_id.as_ref().ok_or(CommandError::MissingAckId)?;
+        let id = handle.ack_id.as_ref().ok_or(Error::MissingAckId)?;
         b = match version {
             Version::V1_2 => b.header("id", id),
             Version::V1_1 => b
@@ -1439,16 +1750,21 @@ impl Session {
             ReceiptId::Ack(handle.delivery)
         };
         let b = self.with_receipt(now, b, options.receipt.then_some(receipt_id));
-        self.write(now, &b.build())
-            .map_err(|e| CommandError::Invalid(e.to_string()))?;
-        let sub = self
-            .subscriptions
-            .get_mut(&handle.subscription)
-            .expect("checked above");
-        match mode {
-            // Cumulative: this one and every earlier one.
-            AckMode::Client => drop(sub.pending.drain(..=position)),
-            _ => drop(sub.pending.remove(position)),
+        self.write(now, &b.build()).map_err(Error::Encode)?;
+        let cumulative = mode == AckMode::Client;
+        match options.transaction {
+            // Takes effect on COMMIT; after ABORT the broker still holds the message.
+            Some(tx) => {
+                let acks = self.transactions.get_mut(&tx).expect("checked above");
+                acks.0.push((handle.subscription, handle.delivery, cumulative));
+            }
+            None => {
+                let sub = self
+                    .subscriptions
+                    .get_mut(&handle.subscription)
+                    .expect("checked above");
+                settle(sub, position, cumulative);
+            }
         }
         Ok(())
     }
@@ -1459,16 +1775,25 @@ impl Session {
         id: TransactionId,
         command: Command,
         receipt: Option<ReceiptId>,
-    ) -> Result<(), CommandError> {
+    ) -> Result<(), Error> {
         self.require_connected()?;
-        if !self.transactions.contains(&id) {
-            return Err(CommandError::UnknownTransaction(id));
+        if !self.transactions.contains_key(&id) {
+            return Err(Error::UnknownTransaction(id));
         }
         let b = Frame::builder(command).header("transaction", id.to_string());
         let b = self.with_receipt(now, b, receipt);
-        self.write(now, &b.build())
-            .map_err(|e| CommandError::Invalid(e.to_string()))?;
-        self.transactions.remove(&id);
+        self.write(now, &b.build()).map_err(Error::Encode)?;
+        let acks = self.transactions.remove(&id).unwrap_or_default();
+        if command == Command::Commit {
+            for (sub, delivery, cumulative) in acks.0 {
+                let Some(sub) = self.subscriptions.get_mut(&sub) else {
+                    continue;
+                };
+                if let Some(position) = sub.pending.iter().position(|d| *d == delivery) {
+                    settle(sub, position, cumulative);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -1483,13 +1808,7 @@ impl Session {
             None => b,
             Some(id) => {
                 let n = self.take_receipt_number();
-                self.receipts.insert(
-                    n,
-                    PendingReceipt {
-                        id,
-                        deadline: Some(now + self.config.receipt_timeout),
-                    },
-                );
+                self.track_receipt(now, n, id, false);
                 b.header("receipt", receipt_value(n))
             }
         }
@@ -1512,47 +1831,56 @@ impl Session {
 
     fn report_dropped(&mut self, entries: Vec<Queued>, reason: DropReason) {
         for entry in entries {
-            self.drop_message(entry.id, entry.message, reason);
+            self.drop_message(entry.id, entry.message, reason.clone());
         }
     }
 
     fn top_version(&self) -> Version {
-        *self.config.accept_versions.last().expect("never empty")
+        *self.config.accept_versions.last().expect("validated: never empty")
     }
 
     /// Whether `frame` can be written in every offered version (it may be sent on any).
-    fn check_encodable(&self, frame: &Frame) -> Result<(), String> {
+    fn check_encodable(&self, frame: &Frame) -> Result<(), Error> {
         let mut scratch = BytesMut::new();
         for version in &self.config.accept_versions {
             Encoder::new(*version)
                 .encode(frame, &mut scratch)
-                .map_err(|e| e.to_string())?;
+                .map_err(Error::Encode)?;
             scratch.clear();
         }
         Ok(())
     }
+
+    /// A header of the message that the session writes itself.
+    fn reserved_header(&self, message: &Message) -> Option<&'static str> {
+        let stable = self.config.message_id_header.as_deref();
+        message.headers.iter().find_map(|(n, _)| match n.as_str() {
+            "receipt" => Some("receipt"),
+            "transaction" => Some("transaction"),
+            n if Some(n) == stable => Some("message id (SessionConfig::message_id_header)"),
+            _ => None,
+        })
+    }
 }
 
-fn send_frame(message: &Message, receipt: Option<u64>) -> Frame {
-    let mut b = Frame::builder(Command::Send).header("destination", &message.destination);
-    for (name, value) in &message.headers {
-        b.push_header(name.as_bytes(), value.as_bytes());
+/// Removes an acknowledged delivery (and, cumulatively, every earlier one).
+fn settle(sub: &mut Subscription, position: usize, cumulative: bool) {
+    if cumulative {
+        sub.pending.drain(..=position);
+    } else {
+        sub.pending.remove(position);
     }
-    if let Some(tx) = message.transaction {
-        b = b.header("transaction", tx.to_string());
-    }
-    if let Some(n) = receipt {
-        b = b.header("receipt", receipt_value(n));
-    }
-    b.body(message.body.clone()).build()
 }
 
-fn subscribe_frame(
-    id: SubscriptionId,
-    request: &Subscribe,
-    receipt: Option<u64>,
-    _version: Version,
-) -> Frame {
+fn closed_by_user(detail: &str) -> Failure {
+    Failure {
+        kind: FailureKind::ClosedByUser,
+        detail: detail.to_owned(),
+        error: None,
+    }
+}
+
+fn subscribe_frame(id: SubscriptionId, request: &Subscribe, receipt: Option<u64>) -> Frame {
     let mut b = Frame::builder(Command::Subscribe)
         .header("id", id.to_string())
         .header("destination", &request.destination);
@@ -1568,20 +1896,12 @@ fn subscribe_frame(
     b.build()
 }
 
-fn reserved_header(message: &Message) -> Option<String> {
-    message
-        .headers
-        .iter()
-        .find(|(n, _)| n == "receipt" || n == "transaction")
-        .map(|(n, _)| format!("the {n:?} header is set by the session"))
-}
-
 fn receipt_value(n: u64) -> String {
-    format!("rcpt-{n}")
+    format!("{RECEIPT_PREFIX}{n}")
 }
 
 fn parse_receipt(value: &[u8]) -> Option<u64> {
-    let digits = value.strip_prefix(RECEIPT_PREFIX)?;
+    let digits = value.strip_prefix(RECEIPT_PREFIX.as_bytes())?;
     if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
@@ -1596,12 +1916,10 @@ fn version_list(versions: &[Version]) -> String {
         .join(",")
 }
 
-fn error_detail(message: Option<&str>, frame: &Frame) -> String {
-    let body = String::from_utf8_lossy(&frame.body()[..frame.body().len().min(200)]);
-    let body = body.trim();
-    match (message, body.is_empty()) {
-        (Some(m), true) => m.to_owned(),
-        (Some(m), false) => format!("{m}: {body}"),
-        (None, _) => body.to_owned(),
-    }
+/// A 64-bit mix (SplitMix64's finaliser), so that nearby seeds give unrelated client ids.
+fn mix(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }

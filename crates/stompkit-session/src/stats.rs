@@ -81,9 +81,13 @@ pub struct Stats {
     pub bytes_in: u64,
     /// Bytes written.
     pub bytes_out: u64,
-    /// End-of-lines received between frames (heart-beats, and the EOLs some brokers put
-    /// after every frame).
+    /// Heart-beats received: end-of-lines between frames, except one directly after a
+    /// frame (RabbitMQ ends every frame with one; see
+    /// [`eols_after_frames`](Self::eols_after_frames)). A heart-beat from a broker that
+    /// sends it at once after a frame is counted there too.
     pub heartbeats_in: u64,
+    /// End-of-lines received directly after a frame's NUL.
+    pub eols_after_frames: u64,
     /// Heart-beats written.
     pub heartbeats_out: u64,
     /// Messages dropped from the outbound queue (each also reported as an event).

@@ -3,7 +3,7 @@
 mod support;
 
 use stompkit_codec::Command;
-use stompkit_session::{Event, FailureKind, Message, ReceiptId, ReceiptOutcome, State, Subscribe};
+use stompkit_session::{Directive, Event, FailureKind, Message, ReceiptId, ReceiptOutcome, State, Subscribe};
 use support::*;
 
 #[test]
@@ -40,7 +40,7 @@ fn an_error_frame_ends_the_connection_fails_pending_receipts_and_reports_the_mes
         id: ReceiptId::Subscribe(sub),
         outcome: ReceiptOutcome::ConnectionLost
     }));
-    assert!(sim.events.contains(&Event::CloseTransport));
+    assert!(sim.directives.iter().any(|d| matches!(d, Directive::Close(_))));
     assert!(matches!(sim.session.state(), State::Reconnecting { .. }));
     assert_eq!(last_failure(&sim.session).kind, FailureKind::ServerError);
     assert_eq!(sim.session.stats().errors, 1);
@@ -54,7 +54,7 @@ fn undecodable_bytes_from_the_broker_are_a_protocol_failure() {
     let mut sim = Sim::connected(Sim::config(), BrokerConfig::default());
     sim.broker_says(b"HELLO WORLD\nthis:is\nnot stomp\n\n\0");
     assert_eq!(last_failure(&sim.session).kind, FailureKind::Protocol);
-    assert!(sim.events.contains(&Event::CloseTransport));
+    assert!(sim.directives.iter().any(|d| matches!(d, Directive::Close(_))));
 }
 
 #[test]
@@ -84,7 +84,7 @@ fn frames_split_at_every_byte_are_handled_the_same() {
     for b in &bytes {
         split
             .session
-            .handle_input(split.now, std::slice::from_ref(b));
+            .handle_input(split.now, split.current(), std::slice::from_ref(b));
     }
     split.pump();
     assert_eq!(whole.delivered_bodies(), ["committed"]);
@@ -146,11 +146,13 @@ fn debug_output_never_shows_credentials() {
     });
     sim.session.connect(sim.now);
     // Leave the CONNECT frame unread inside the session.
-    let _ = sim.session.poll_event();
-    let _ = sim.session.poll_event();
+    let attempt = sim.session.attempt().unwrap();
     sim.session
-        .transport_connected(sim.now, (sim.credentials)(1));
-    let shown = format!("{:?} {:?}", sim.session, (sim.credentials)(1));
+        .transport_connected(sim.now, attempt, (sim.credentials)(1));
+    let session = format!("{:?}", sim.session);
+    let transmit = sim.session.poll_transmit().unwrap();
+    assert!(transmit.windows(7).any(|w| w == b"hunter2"), "the CONNECT is in it");
+    let shown = format!("{session} {:?} {transmit:?}", (sim.credentials)(1));
     assert!(
         !shown.contains("hunter2") && !shown.contains("tok-123"),
         "{shown}"

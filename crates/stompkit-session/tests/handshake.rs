@@ -3,7 +3,7 @@
 mod support;
 
 use stompkit_codec::{Command, Version};
-use stompkit_session::{
+use stompkit_session::{Directive, 
     BackoffConfig, Cause, Credentials, Event, FailureKind, GiveUpReason, HandshakeFailure, Session,
     SessionConfig, State,
 };
@@ -13,7 +13,7 @@ use support::*;
 fn connect_frame_matches_the_rabbitmq_transcript_byte_for_byte() {
     let steps = transcript("rabbitmq-connect-1.2");
     let config = Sim::config().with_versions([Version::V1_2]);
-    let mut session = Session::new(config, std::time::Instant::now());
+    let mut session = Session::new(config, std::time::Instant::now()).unwrap();
     let now = std::time::Instant::now();
     session.connect(now);
     assert!(matches!(
@@ -23,16 +23,18 @@ fn connect_frame_matches_the_rabbitmq_transcript_byte_for_byte() {
             ..
         })
     ));
-    assert_eq!(
-        session.poll_event(),
-        Some(Event::OpenTransport { attempt: 1 })
-    );
-    session.transport_connected(now, Credentials::login("guest", "guest"));
+    let attempt = match session.poll_directive() {
+        Some(Directive::Open(attempt)) => attempt,
+        other => panic!("expected Open, got {other:?}"),
+    };
+    assert_eq!(attempt.number(), 1);
+    assert_eq!(session.poll_event(), None, "the directive is not an event");
+    session.transport_connected(now, session.attempt().unwrap(), Credentials::login("guest", "guest"));
     let written = session.poll_transmit().expect("CONNECT");
     assert_eq!(&written[..], &steps[0].data[..]);
 
     for bytes in server_bytes(&steps, &[]).iter().take(1) {
-        session.handle_input(now, bytes);
+        session.handle_input(now, session.attempt().unwrap(), bytes);
     }
     assert_eq!(session.state(), State::Connected);
     assert_eq!(session.version(), Some(Version::V1_2));
@@ -68,15 +70,15 @@ fn each_offered_version_is_negotiated_with_both_brokers() {
         } else {
             "/"
         };
-        let mut session = Session::new(Sim::config().with_versions([version]).with_host(host), now);
+        let mut session = Session::new(Sim::config().with_versions([version]).with_host(host), now).unwrap();
         session.connect(now);
-        session.transport_connected(now, Credentials::login("guest", "guest"));
+        session.transport_connected(now, session.attempt().unwrap(), Credentials::login("guest", "guest"));
         assert_eq!(
             &session.poll_transmit().unwrap()[..],
             &steps[0].data[..],
             "{name}"
         );
-        session.handle_input(now, &server_bytes(&steps, &[])[0]);
+        session.handle_input(now, session.attempt().unwrap(), &server_bytes(&steps, &[])[0]);
         assert_eq!(session.version(), Some(version), "{name}");
     }
 }
@@ -95,17 +97,19 @@ fn connected_without_version_header_means_1_0_and_is_refused_unless_offered() {
 
     // A missing header: answer by hand.
     let now = std::time::Instant::now();
-    let mut session = Session::new(Sim::config().with_versions([Version::V1_2]), now);
+    let mut session = Session::new(Sim::config().with_versions([Version::V1_2]), now).unwrap();
     session.connect(now);
-    session.transport_connected(now, Credentials::anonymous());
-    session.handle_input(now, b"CONNECTED\nserver:old\n\n\0");
+    session.transport_connected(now, session.attempt().unwrap(), Credentials::anonymous());
+    session.handle_input(now, session.attempt().unwrap(), b"CONNECTED\nserver:old\n\n\0");
     assert_eq!(session.state(), State::Closed);
     let events: Vec<Event> = std::iter::from_fn(|| session.poll_event()).collect();
     assert!(events.contains(&Event::GaveUp {
         reason: GiveUpReason::NonRetryable(FailureKind::Handshake(HandshakeFailure::Version)),
         attempts: 1
     }));
-    assert!(events.contains(&Event::CloseTransport));
+    let attempt = session.attempt().unwrap();
+    assert_eq!(session.poll_directive(), Some(Directive::Open(attempt)));
+    assert_eq!(session.poll_directive(), Some(Directive::Close(attempt)));
 }
 
 #[test]
@@ -152,11 +156,11 @@ fn broker_sharing_no_version_is_a_version_failure() {
 fn bad_credentials_error_during_handshake_stops_retrying() {
     let steps = transcript("rabbitmq-bad-passcode");
     let now = std::time::Instant::now();
-    let mut session = Session::new(Sim::config().with_versions([Version::V1_2]), now);
+    let mut session = Session::new(Sim::config().with_versions([Version::V1_2]), now).unwrap();
     session.connect(now);
-    session.transport_connected(now, Credentials::login("guest", "wrong"));
+    session.transport_connected(now, session.attempt().unwrap(), Credentials::login("guest", "wrong"));
     assert_eq!(&session.poll_transmit().unwrap()[..], &steps[0].data[..]);
-    session.handle_input(now, &server_bytes(&steps, &[])[0]);
+    session.handle_input(now, session.attempt().unwrap(), &server_bytes(&steps, &[])[0]);
     let events: Vec<Event> = std::iter::from_fn(|| session.poll_event()).collect();
     let error = events.iter().find_map(|e| match e {
         Event::ServerError { message, frame } => Some((message.clone(), frame.body_bytes())),
@@ -195,11 +199,11 @@ fn unknown_vhost_is_an_auth_failure() {
             .with_versions([Version::V1_2])
             .with_host("127.0.0.1"),
         now,
-    );
+    ).unwrap();
     session.connect(now);
-    session.transport_connected(now, Credentials::login("guest", "guest"));
+    session.transport_connected(now, session.attempt().unwrap(), Credentials::login("guest", "guest"));
     assert_eq!(&session.poll_transmit().unwrap()[..], &steps[0].data[..]);
-    session.handle_input(now, &server_bytes(&steps, &[])[0]);
+    session.handle_input(now, session.attempt().unwrap(), &server_bytes(&steps, &[])[0]);
     assert_eq!(session.state(), State::Closed);
     assert!(last_failure(&session).detail.contains("Virtual host"));
 }
@@ -301,16 +305,16 @@ fn no_connected_within_the_connect_timeout_is_a_timeout_failure() {
     assert!(matches!(sim.session.state(), State::Reconnecting { .. }));
     let failure = last_failure(&sim.session).clone();
     assert_eq!(failure.kind, FailureKind::Timeout);
-    assert!(sim.events.contains(&Event::CloseTransport));
+    assert!(sim.directives.iter().any(|d| matches!(d, Directive::Close(_))));
 }
 
 #[test]
 fn a_frame_other_than_connected_during_the_handshake_is_a_protocol_failure() {
     let now = std::time::Instant::now();
-    let mut session = Session::new(Sim::config(), now);
+    let mut session = Session::new(Sim::config(), now).unwrap();
     session.connect(now);
-    session.transport_connected(now, Credentials::anonymous());
-    session.handle_input(now, b"RECEIPT\nreceipt-id:x\n\n\0");
+    session.transport_connected(now, session.attempt().unwrap(), Credentials::anonymous());
+    session.handle_input(now, session.attempt().unwrap(), b"RECEIPT\nreceipt-id:x\n\n\0");
     assert!(matches!(session.state(), State::Reconnecting { .. }));
     assert_eq!(last_failure(&session).kind, FailureKind::Protocol);
 }
@@ -318,10 +322,15 @@ fn a_frame_other_than_connected_during_the_handshake_is_a_protocol_failure() {
 #[test]
 fn stray_transport_events_are_ignored() {
     let now = std::time::Instant::now();
-    let mut session = Session::new(Sim::config(), now);
-    session.transport_connected(now, Credentials::anonymous());
-    session.transport_closed(now, stompkit_session::CloseReason::PeerClosed);
-    session.handle_input(now, b"CONNECTED\nversion:1.2\n\n\0");
+    // An attempt of another session: this one never asked for a transport.
+    let mut other = Session::new(Sim::config(), now).unwrap();
+    other.connect(now);
+    let attempt = other.attempt().unwrap();
+    let mut session = Session::new(Sim::config(), now).unwrap();
+    assert_eq!(session.attempt(), None);
+    session.transport_connected(now, attempt, Credentials::anonymous());
+    session.transport_closed(now, attempt, stompkit_session::CloseReason::PeerClosed);
+    session.handle_input(now, attempt, b"CONNECTED\nversion:1.2\n\n\0");
     session.handle_timeout(now);
     assert_eq!(session.state(), State::Idle);
     assert_eq!(session.poll_transmit(), None);

@@ -3,7 +3,7 @@
 mod support;
 
 use stompkit_codec::Version;
-use stompkit_session::{Event, FailureKind, HeartBeat, Message, SessionConfig, State};
+use stompkit_session::{Directive, Event, FailureKind, HeartBeat, Message, SessionConfig, State};
 use support::*;
 
 fn hb_config(send: u64, receive: u64) -> SessionConfig {
@@ -28,11 +28,11 @@ fn rabbitmq_answer_1000_to_our_500_is_negotiated_per_spec() {
     let steps = transcript("rabbitmq-heart-beats");
     let now = std::time::Instant::now();
     let mut session =
-        stompkit_session::Session::new(hb_config(500, 500).with_versions([Version::V1_2]), now);
+        stompkit_session::Session::new(hb_config(500, 500).with_versions([Version::V1_2]), now).unwrap();
     session.connect(now);
-    session.transport_connected(now, stompkit_session::Credentials::login("guest", "guest"));
+    session.transport_connected(now, session.attempt().unwrap(), stompkit_session::Credentials::login("guest", "guest"));
     assert_eq!(&session.poll_transmit().unwrap()[..], &steps[0].data[..]);
-    session.handle_input(now, &server_bytes(&steps, &[])[0]);
+    session.handle_input(now, session.attempt().unwrap(), &server_bytes(&steps, &[])[0]);
     let hb = std::iter::from_fn(|| session.poll_event())
         .find_map(|e| match e {
             Event::Connected { heart_beat, .. } => Some(heart_beat),
@@ -54,7 +54,7 @@ fn rabbitmq_answer_1000_to_our_500_is_negotiated_per_spec() {
 
 #[test]
 fn zero_on_either_side_disables_heart_beats() {
-    let sim = Sim::connected(
+    let mut sim = Sim::connected(
         hb_config(0, 0),
         BrokerConfig {
             heart_beat: (1000, 1000),
@@ -68,6 +68,10 @@ fn zero_on_either_side_disables_heart_beats() {
             expect: None
         }
     );
+    // Only the health check is due; once it passes, nothing is scheduled.
+    assert!(!sim.session.is_healthy());
+    sim.advance(secs(5));
+    assert!(sim.session.is_healthy());
     assert_eq!(sim.session.poll_timeout(), None);
     let sim = Sim::connected(
         hb_config(1000, 1000),
@@ -174,7 +178,7 @@ fn heart_beat_loss_is_detected_within_interval_times_grace() {
         "detected {:?} after silence began",
         ended - silent_since
     );
-    assert!(sim.events.contains(&Event::CloseTransport));
+    assert!(sim.directives.iter().any(|d| matches!(d, Directive::Close(_))));
 }
 
 #[test]

@@ -3,7 +3,7 @@
 mod support;
 
 use stompkit_codec::Command;
-use stompkit_session::{DropReason, Event, Message, OverflowPolicy, SendError, SendId, State};
+use stompkit_session::{DropReason, Error, Event, Message, OverflowPolicy, SendId, State};
 use support::*;
 
 fn sent_bodies(sim: &Sim) -> Vec<String> {
@@ -24,7 +24,7 @@ fn dropped(sim: &Sim) -> Vec<(SendId, DropReason, String)> {
                 message,
             } => Some((
                 *id,
-                *reason,
+                reason.clone(),
                 String::from_utf8_lossy(message.body()).into_owned(),
             )),
             _ => None,
@@ -174,7 +174,7 @@ fn overflow_reject_new_hands_the_message_back() {
         .send(sim.now, Message::new("/queue/a", "2"))
         .unwrap();
     match sim.session.send(sim.now, Message::new("/queue/a", "3")) {
-        Err(SendError::QueueFull(m)) => assert_eq!(&m.body()[..], b"3"),
+        Err(e) if e.error() == &Error::QueueFull => assert_eq!(&e.message().body()[..], b"3"),
         other => panic!("{other:?}"),
     }
     sim.connect();
@@ -219,12 +219,12 @@ fn the_queue_is_bounded_by_bytes_too() {
     assert!(matches!(
         sim.session
             .send(sim.now, Message::new("/queue/a", vec![b'y'; 100])),
-        Err(SendError::QueueFull(_))
+        Err(e) if e.error() == &Error::QueueFull
     ));
     assert!(matches!(
         sim.session
             .send(sim.now, Message::new("/queue/a", vec![b'z'; 300])),
-        Err(SendError::TooLarge(_))
+        Err(e) if e.error() == &Error::LargerThanQueue
     ));
     assert!(sim.session.queued_bytes() <= 200);
 }
@@ -240,7 +240,7 @@ fn a_message_unwritable_in_an_offered_version_is_refused_up_front() {
             Message::new("/queue/a", "x").header("note", "a\nb"),
         )
         .unwrap_err();
-    assert!(matches!(err, SendError::Invalid { .. }));
+    assert!(matches!(err.error(), Error::Encode(_)), "{err}");
     assert_eq!(err.into_message().destination(), "/queue/a");
     let err = sim
         .session
@@ -249,5 +249,5 @@ fn a_message_unwritable_in_an_offered_version_is_refused_up_front() {
             Message::new("/queue/a", "x").header("receipt", "mine"),
         )
         .unwrap_err();
-    assert!(matches!(err, SendError::Invalid { .. }));
+    assert_eq!(err.error(), &Error::ReservedHeader("receipt"));
 }

@@ -4,8 +4,8 @@
 mod support;
 
 use stompkit_codec::Command;
-use stompkit_session::{
-    Cause, CommandError, Event, FailureKind, Message, ReceiptId, ReceiptOutcome, SendError, State,
+use stompkit_session::{Directive, 
+    Cause, Error, Event, FailureKind, Message, ReceiptId, ReceiptOutcome, State,
     Subscribe,
 };
 use support::*;
@@ -169,11 +169,10 @@ fn disconnect_waits_for_its_receipt() {
     let wire = sim.session.poll_transmit().unwrap();
     assert_eq!(&wire[..], b"DISCONNECT\nreceipt:rcpt-1\n\n\0");
     // The broker's receipt (from the transcript, with our id).
-    sim.session
-        .handle_input(sim.now, &server_bytes(&steps, &[("bye", "rcpt-1")])[1]);
+    sim.session.handle_input(sim.now, sim.current(), &server_bytes(&steps, &[("bye", "rcpt-1")])[1]);
     assert_eq!(sim.session.state(), State::Closed);
     let events: Vec<Event> = std::iter::from_fn(|| sim.session.poll_event()).collect();
-    assert!(events.contains(&Event::CloseTransport));
+    assert!(sim.session.poll_directive() == Some(Directive::Close(sim.current())));
     assert!(events.contains(&Event::StateChanged {
         from: State::Disconnecting,
         to: State::Closed,
@@ -202,7 +201,7 @@ fn disconnect_receipt_timeout_closes_anyway() {
             ..
         }
     )));
-    assert!(sim.events.contains(&Event::CloseTransport));
+    assert!(sim.directives.iter().any(|d| matches!(d, Directive::Close(_))));
 }
 
 #[test]
@@ -221,13 +220,13 @@ fn nothing_is_written_after_disconnect_is_queued() {
     let now = sim.now;
     assert!(matches!(
         sim.session.send(now, Message::new("/queue/a", "x")),
-        Err(SendError::Closing(_))
+        Err(e) if e.error() == &Error::Closing
     ));
     assert_eq!(
         sim.session.subscribe(now, Subscribe::new("/queue/a")),
-        Err(CommandError::Closing)
+        Err(Error::Closing)
     );
-    assert_eq!(sim.session.begin(now, false), Err(CommandError::Closing));
+    assert_eq!(sim.session.begin(now, false), Err(Error::Closing));
     for step in 1..50 {
         sim.session.handle_timeout(now + ms(step * 10));
         assert_eq!(
@@ -243,10 +242,9 @@ fn disconnect_with_a_transport_closed_by_the_broker_completes() {
     let mut sim = Sim::connected(Sim::config(), BrokerConfig::default());
     sim.session.disconnect(sim.now);
     let _ = sim.session.poll_transmit();
-    sim.session
-        .transport_closed(sim.now, stompkit_session::CloseReason::PeerClosed);
+    sim.session.transport_closed(sim.now, sim.current(), stompkit_session::CloseReason::PeerClosed);
     assert_eq!(sim.session.state(), State::Closed);
     let events: Vec<Event> = std::iter::from_fn(|| sim.session.poll_event()).collect();
-    assert!(!events.contains(&Event::CloseTransport), "already closed");
+    assert_eq!(sim.session.poll_directive(), None, "already closed");
     assert!(!events.iter().any(|e| matches!(e, Event::AttemptFailed { failure, .. } if failure.kind != FailureKind::ClosedByUser)));
 }

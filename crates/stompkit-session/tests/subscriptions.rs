@@ -4,7 +4,7 @@ mod support;
 
 use stompkit_codec::{Command, Version};
 use stompkit_session::{
-    AckMode, AckOptions, CommandError, Credentials, Event, MessageHandle, ReceiptId,
+    AckMode, AckOptions, Error, Credentials, Event, MessageHandle, ReceiptId,
     ReceiptOutcome, Session, Subscribe,
 };
 use support::*;
@@ -101,12 +101,12 @@ fn ack_1_2_uses_the_ack_header_unescaped_from_activemq() {
             .with_versions([Version::V1_2])
             .with_host("localhost"),
         now,
-    );
+    ).unwrap();
     session.connect(now);
-    session.transport_connected(now, Credentials::login("guest", "guest"));
+    session.transport_connected(now, session.attempt().unwrap(), Credentials::login("guest", "guest"));
     session.poll_transmit();
     let server = server_bytes(&steps, &[("sub-1", "sub-1")]);
-    session.handle_input(now, &server[0]); // CONNECTED
+    session.handle_input(now, session.attempt().unwrap(), &server[0]); // CONNECTED
     let sub = session
         .subscribe(
             now,
@@ -117,7 +117,7 @@ fn ack_1_2_uses_the_ack_header_unescaped_from_activemq() {
     session.poll_transmit();
     // The MESSAGE step (skip the two RECEIPTs for receipts we did not ask).
     let message = server.iter().find(|b| b.starts_with(b"MESSAGE")).unwrap();
-    session.handle_input(now, message);
+    session.handle_input(now, session.attempt().unwrap(), message);
     let handle = std::iter::from_fn(|| session.poll_event())
         .find_map(|e| match e {
             Event::Message { handle, frame, .. } => {
@@ -183,7 +183,7 @@ fn ack_1_0_names_message_id_and_nack_is_a_typed_error() {
     let h = handles(&sim).pop().unwrap();
     assert_eq!(
         sim.session.nack(sim.now, &h),
-        Err(CommandError::NackUnsupported)
+        Err(Error::NackUnsupported)
     );
     sim.session.ack(sim.now, &h).unwrap();
     sim.pump();
@@ -214,7 +214,7 @@ fn client_mode_ack_is_cumulative() {
     for h in &hs[..=3] {
         assert_eq!(
             sim.session.ack(sim.now, h),
-            Err(CommandError::AlreadyAcknowledged)
+            Err(Error::AlreadyAcknowledged)
         );
     }
     sim.session.ack(sim.now, &hs[4]).unwrap();
@@ -244,7 +244,7 @@ fn client_individual_ack_acknowledges_only_that_message() {
     sim.session.ack(sim.now, &hs[0]).unwrap();
     assert_eq!(
         sim.session.ack(sim.now, &hs[0]),
-        Err(CommandError::AlreadyAcknowledged)
+        Err(Error::AlreadyAcknowledged)
     );
     sim.pump();
     sim.drop_link();
@@ -269,18 +269,18 @@ fn client_individual_ack_acknowledges_only_that_message() {
 fn nack_redelivery_is_flagged_possibly_duplicate() {
     let steps = transcript("rabbitmq-nack-redelivery");
     let now = std::time::Instant::now();
-    let mut session = Session::new(Sim::config().with_versions([Version::V1_2]), now);
+    let mut session = Session::new(Sim::config().with_versions([Version::V1_2]), now).unwrap();
     session.connect(now);
-    session.transport_connected(now, Credentials::login("guest", "guest"));
+    session.transport_connected(now, session.attempt().unwrap(), Credentials::login("guest", "guest"));
     let server = server_bytes(&steps, &[("subscription:s\n", "subscription:sub-1\n")]);
-    session.handle_input(now, &server[0]);
+    session.handle_input(now, session.attempt().unwrap(), &server[0]);
     session
         .subscribe(
             now,
             Subscribe::new("/queue/transcript-1795304747-n").ack(AckMode::ClientIndividual),
         )
         .unwrap();
-    session.handle_input(now, &server[1]);
+    session.handle_input(now, session.attempt().unwrap(), &server[1]);
     let first = std::iter::from_fn(|| session.poll_event())
         .find_map(|e| match e {
             Event::Message {
@@ -295,7 +295,7 @@ fn nack_redelivery_is_flagged_possibly_duplicate() {
     session.nack(now, &first.0).unwrap();
     let written = session.poll_transmit().unwrap();
     assert!(written.ends_with(b"NACK\nid:T_s@@session-THGKKZlV7mvPIXpWCN0gzg@@1\n\n\0"));
-    session.handle_input(now, &server[2]);
+    session.handle_input(now, session.attempt().unwrap(), &server[2]);
     let second = std::iter::from_fn(|| session.poll_event())
         .find_map(|e| match e {
             Event::Message {
@@ -356,12 +356,12 @@ fn acking_auto_stale_or_unknown_handles_is_refused() {
     sim.pump();
     let hs = handles(&sim);
     assert_eq!(hs[0].subscription(), auto);
-    assert_eq!(sim.session.ack(sim.now, &hs[0]), Err(CommandError::AutoAck));
+    assert_eq!(sim.session.ack(sim.now, &hs[0]), Err(Error::AutoAck));
     sim.drop_link();
     sim.advance(secs(2));
     assert_eq!(
         sim.session.ack(sim.now, &hs[1]),
-        Err(CommandError::StaleHandle)
+        Err(Error::StaleHandle)
     );
     let tx = stompkit_session::TransactionId::clone(&sim.session.begin(sim.now, false).unwrap());
     sim.session.commit(sim.now, tx, false).unwrap();
@@ -375,7 +375,7 @@ fn acking_auto_stale_or_unknown_handles_is_refused() {
                 receipt: false
             }
         ),
-        Err(CommandError::UnknownTransaction(tx))
+        Err(Error::UnknownTransaction(tx))
     );
 }
 
@@ -399,7 +399,7 @@ fn unsubscribe_stops_resubscribing_and_confirms_its_receipt() {
     }));
     assert_eq!(
         sim.session.unsubscribe(sim.now, a, false),
-        Err(CommandError::UnknownSubscription(a))
+        Err(Error::UnknownSubscription(a))
     );
     sim.drop_link();
     sim.advance(secs(2));

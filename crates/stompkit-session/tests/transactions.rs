@@ -4,7 +4,7 @@ mod support;
 
 use stompkit_codec::Command;
 use stompkit_session::{
-    AbortReason, CommandError, Event, Message, ReceiptId, ReceiptOutcome, SendError, State,
+    AbortReason, Error, Event, Message, ReceiptId, ReceiptOutcome, State,
     Subscribe,
 };
 use support::*;
@@ -46,7 +46,7 @@ fn commit_delivers_abort_discards_as_in_the_transcripts() {
     assert_eq!(wire[2], (Command::Begin, Some(tx1.to_string())));
     assert_eq!(
         sim.session.commit(sim.now, tx2, false),
-        Err(CommandError::UnknownTransaction(tx2))
+        Err(Error::UnknownTransaction(tx2))
     );
 }
 
@@ -91,7 +91,7 @@ fn an_open_transaction_is_reported_aborted_on_drop_and_never_half_replayed() {
     assert!(matches!(
         sim.session
             .send(sim.now, Message::new("/queue/t", "x").transaction(tx)),
-        Err(SendError::TransactionNotOpen(_))
+        Err(e) if matches!(e.error(), Error::TransactionNotOpen(_))
     ));
 }
 
@@ -100,7 +100,7 @@ fn transactions_need_a_connection() {
     let mut sim = Sim::new(Sim::config(), BrokerConfig::default());
     assert_eq!(
         sim.session.begin(sim.now, false),
-        Err(CommandError::NotConnected)
+        Err(Error::NotConnected)
     );
     sim.connect();
     let tx = sim.session.begin(sim.now, false).unwrap();

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use stompkit_codec::{Command, Decoder, Encoder, Frame, Item, Version};
-use stompkit_session::{CloseReason, Credentials, Event, Failure, Session, SessionConfig, State};
+use stompkit_session::{
+    Attempt, CloseReason, Credentials, Directive, Event, Failure, Session, SessionConfig, State,
+};
 
 pub const fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -581,13 +583,17 @@ pub struct Sim {
     pub lose_next_write: bool,
     /// Bytes lost that way.
     pub lost: Vec<u8>,
+    /// The attempt whose transport is open (or was asked for last).
+    pub attempt: Option<Attempt>,
+    /// Every directive the session gave, in order.
+    pub directives: Vec<Directive>,
 }
 
 impl Sim {
     pub fn new(config: SessionConfig, broker: BrokerConfig) -> Self {
         let start = Instant::now();
         Self {
-            session: Session::new(config, start),
+            session: Session::new(config, start).expect("valid config"),
             broker: FakeBroker::new(broker),
             start,
             now: start,
@@ -600,6 +606,8 @@ impl Sim {
             check_timers: true,
             lose_next_write: false,
             lost: Vec::new(),
+            attempt: None,
+            directives: Vec::new(),
         }
     }
 
@@ -608,6 +616,11 @@ impl Sim {
         SessionConfig::default()
             .with_heart_beat(Duration::ZERO, Duration::ZERO)
             .with_backoff(stompkit_session::BackoffConfig::constant(secs(1)))
+    }
+
+    /// The current attempt (panics before the first).
+    pub fn current(&self) -> Attempt {
+        self.attempt.expect("an attempt was started")
     }
 
     /// Connects and runs until the session is connected (or anything else settles).
@@ -636,9 +649,13 @@ impl Sim {
     pub fn pump(&mut self) {
         for _ in 0..10_000 {
             let mut moved = false;
+            while let Some(directive) = self.session.poll_directive() {
+                moved = true;
+                self.on_directive(directive);
+                self.directives.push(directive);
+            }
             while let Some(event) = self.session.poll_event() {
                 moved = true;
-                self.on_event(&event);
                 self.events.push(event);
             }
             while let Some(bytes) = self.session.poll_transmit() {
@@ -653,8 +670,11 @@ impl Sim {
                     self.lost.extend_from_slice(&bytes);
                     self.transport_open = false;
                     self.broker.close();
-                    self.session
-                        .transport_closed(self.now, CloseReason::Error("reset".into()));
+                    self.session.transport_closed(
+                        self.now,
+                        self.current(),
+                        CloseReason::Error("reset".into()),
+                    );
                     break;
                 }
                 self.broker.receive(self.now, &bytes);
@@ -662,14 +682,14 @@ impl Sim {
             if self.broker.has_output() && self.transport_open {
                 moved = true;
                 let bytes = self.broker.take_out();
-                self.session.handle_input(self.now, &bytes);
+                self.session.handle_input(self.now, self.current(), &bytes);
             }
             if self.broker.closing && !self.broker.has_output() && self.transport_open {
                 moved = true;
                 self.broker.close();
                 self.transport_open = false;
                 self.session
-                    .transport_closed(self.now, CloseReason::PeerClosed);
+                    .transport_closed(self.now, self.current(), CloseReason::PeerClosed);
             }
             if !moved {
                 return;
@@ -678,28 +698,31 @@ impl Sim {
         panic!("pump did not settle");
     }
 
-    fn on_event(&mut self, event: &Event) {
-        match event {
-            Event::OpenTransport { attempt } => {
-                assert!(!self.transport_open, "OpenTransport with a transport open");
+    fn on_directive(&mut self, directive: Directive) {
+        match directive {
+            Directive::Open(attempt) => {
+                assert!(!self.transport_open, "Open with a transport open");
+                self.attempt = Some(attempt);
                 if !self.reachable {
                     self.session.transport_closed(
                         self.now,
+                        attempt,
                         CloseReason::Error("connection refused".into()),
                     );
                 } else if self.opens {
                     self.transport_open = true;
                     self.broker.open();
                     self.credentials_asked += 1;
-                    let creds = (self.credentials)(*attempt);
-                    self.session.transport_connected(self.now, creds);
+                    let creds = (self.credentials)(attempt.number());
+                    self.session.transport_connected(self.now, attempt, creds);
                 }
             }
-            Event::CloseTransport if self.transport_open => {
+            Directive::Close(attempt) if self.transport_open => {
+                assert_eq!(Some(attempt), self.attempt, "Close names another attempt");
                 self.transport_open = false;
                 self.broker.close();
             }
-            _ => {}
+            Directive::Close(_) => {}
         }
     }
 
@@ -743,7 +766,7 @@ impl Sim {
             self.transport_open = false;
             self.broker.close();
             self.session
-                .transport_closed(self.now, CloseReason::PeerClosed);
+                .transport_closed(self.now, self.current(), CloseReason::PeerClosed);
             self.pump();
         }
     }
@@ -789,7 +812,7 @@ impl Sim {
     }
 }
 
-/// One step of a broker transcript (see /work/shared/transcripts/README.md).
+/// One step of a broker transcript (see tests/transcripts/README.md).
 #[derive(Debug, Clone)]
 pub struct Step {
     pub client: bool,
