@@ -3,7 +3,7 @@
 use std::io::{self, BufWriter, Read, Write};
 
 use bytes::BytesMut;
-use stompkit_codec::{Decoder, Item, Limits};
+use stompkit_codec::{Decoder, Error, Item, Limit, Limits};
 
 use crate::json::OutLine;
 use crate::{Failure, StompVersion};
@@ -122,7 +122,22 @@ fn decode_stream(
     Ok(())
 }
 
-fn protocol(error: stompkit_codec::Error) -> Failure {
+/// The codec's message, except that a limit is named by the flag that sets it: the codec
+/// names its `Limits` field, which a CLI user never sees.
+fn protocol(error: Error) -> Failure {
+    if let Error::LimitExceeded { offset, limit, max } = &error {
+        let flag = match limit {
+            Limit::FrameBytes => Some("--max-frame-bytes"),
+            Limit::Headers => Some("--max-headers"),
+            Limit::HeaderLineBytes => Some("--max-header-line-bytes"),
+            _ => None,
+        };
+        if let Some(flag) = flag {
+            return Failure::Input(format!(
+                "byte {offset}: frame exceeds {flag} {max}; raise {flag} if the input is trusted"
+            ));
+        }
+    }
     Failure::Input(error.to_string())
 }
 
