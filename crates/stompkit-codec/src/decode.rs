@@ -499,7 +499,7 @@ impl Decoder {
     /// Frees the shared index of the last frame the careful path read for
     /// [`decode_slice`](Self::decode_slice) (and its unescaped header copies): the frame that
     /// borrowed it is gone, as this call borrows the decoder. Out of line: it is rare, and
-    /// dropping an `Arc` inline costs the hot path registers.
+    /// inlined it would slow the hot path.
     #[cold]
     #[inline(never)]
     fn free_index(&mut self) {
@@ -508,8 +508,7 @@ impl Decoder {
 
     /// The item [`slice_fast`](Self::slice_fast) or [`slice_careful`](Self::slice_careful)
     /// found, and its length. A frame borrows the decoder's header index rather than copying
-    /// it: the result is then a few words, which the caller moves cheaply (copying a freshly
-    /// written index out of a larger result stalled that move on store forwarding).
+    /// it: the result is then a few words, which the caller moves cheaply.
     #[inline(always)]
     fn slice_item<'a, 'i>(&'i self, buf: &'a [u8], end: SliceEnd) -> (ItemRef<'a, 'i>, usize) {
         let (frame, headers) = match end {
@@ -691,10 +690,9 @@ impl Decoder {
         }
         let max_frame = self.limits.max_frame_bytes;
         // Spans go straight into the decoder's inline index, slot by slot; the count is
-        // worked out from the slots left once the head is whole (one induction variable in
-        // the loop, not a count and the pointer the compiler derived from it).
+        // worked out from the slots left once the head is whole, so the loop keeps none.
         let mut slots = self.progress.inline.slots();
-        // `NO_LENGTH` until a `content-length` is read: one register, not an `Option`'s two.
+        // `NO_LENGTH` until a `content-length` is read: a sentinel keeps this state one word.
         let mut content_length = NO_LENGTH;
         let mut line_start = at + 1;
         let mut base = line_start;
@@ -741,8 +739,7 @@ impl Decoder {
                 };
                 let name = (probe | 1 << 16).trailing_zeros() as usize;
                 let slow = || first_colon(buf, line_start, at).map(|c| (c, c - line_start));
-                // Two branches, not one `||`: the compiler turned that into a flag, a second
-                // test and a name worked out again from the colon.
+                // Two nested tests rather than one `||`: it profiled faster in this loop.
                 let (colon, name) = if name.wrapping_sub(1) < 15 {
                     if line_start + name < at {
                         (line_start + name, name)
@@ -765,7 +762,7 @@ impl Decoder {
                 line_start = at + 1;
             }
             // A padded block is the last: `base` passes `visible` and the loop ends (no line
-            // end is marked in the padding). No block length is kept in a register.
+            // end is marked in the padding).
             base += scan::BLOCK;
         }
         None
