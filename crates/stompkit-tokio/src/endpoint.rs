@@ -99,11 +99,14 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// An endpoint without credentials. `path` is used for WebSocket schemes only ("/" when
-    /// `None`) and ignored otherwise. `host` is a name or an IP address, IPv6 without brackets.
+    /// `None`, a leading `/` added when missing) and ignored otherwise. `host` is a name or
+    /// an IP address, IPv6 without brackets. Unlike parsing, nothing is checked here: a bad
+    /// host or path fails at connect.
     pub fn new(scheme: Scheme, host: impl Into<String>, port: u16, path: Option<&str>) -> Self {
-        let path = scheme
-            .is_websocket()
-            .then(|| path.unwrap_or("/").to_owned());
+        let path = scheme.is_websocket().then(|| match path.unwrap_or("/") {
+            p if p.starts_with('/') => p.to_owned(),
+            p => format!("/{p}"),
+        });
         Self {
             scheme,
             host: host.into(),
@@ -292,8 +295,10 @@ fn parse(s: &str) -> Result<Endpoint, ParseError> {
     let port = port.unwrap_or_else(|| scheme.default_port());
 
     let path = if scheme.is_websocket() {
-        if tail.bytes().any(|b| b <= b' ' || b == 0x7f) {
-            return Err(bad("the path has a blank or control character"));
+        if tail.bytes().any(|b| b <= b' ' || b >= 0x7f) {
+            return Err(bad(
+                "the path must be ASCII without blanks (percent-encode other characters)",
+            ));
         }
         Some(match tail {
             "" => "/".to_owned(),

@@ -35,9 +35,7 @@ async fn listener() -> (TcpListener, u16) {
 }
 
 fn with_tls(tls: TlsConfig) -> TransportConfig {
-    let mut config = TransportConfig::default();
-    config.tls = tls;
-    config
+    TransportConfig::default().with_tls(tls)
 }
 
 fn endpoint(url: &str) -> Endpoint {
@@ -227,6 +225,7 @@ fn bad_urls() {
         ("stomp://h?x=1", "no path"),
         ("ws://h/a#frag", "fragment"),
         ("ws://h/a b", "blank"),
+        ("ws://h/\u{e9}", "ASCII"),
         ("stomp://h o", "host may hold"),
         ("stomp://@h", "empty user information"),
         ("stomp://us%zzer:pw@h", "login"),
@@ -341,6 +340,44 @@ async fn tcp_round_trip_and_clean_eof() {
         // The end stays the end.
         assert_eq!(reader.read(&mut buf).await.unwrap(), 0);
         assert_eq!(server.await.unwrap(), frame);
+    })
+    .await;
+}
+
+#[test]
+fn endpoints_built_by_hand() {
+    let e = Endpoint::new(Scheme::Ws, "::1", 15674, Some("ws"))
+        .with_credentials(Some("guest".into()), Some("s3cret".into()));
+    assert_eq!(e.path(), Some("/ws"));
+    assert_eq!(e.to_string(), "ws://guest@[::1]:15674/ws");
+    assert_eq!(e.to_string().parse::<Endpoint>().unwrap().host(), "::1");
+    let tcp = Endpoint::new(Scheme::Tcp, "127.0.0.1", 61613, Some("/ignored"));
+    assert_eq!(tcp.path(), None);
+    assert_eq!(tcp, endpoint("stomp://127.0.0.1"));
+}
+
+#[tokio::test]
+async fn a_silent_server_hits_the_connect_timeout() {
+    within(async {
+        let (l, port) = listener().await;
+        // Accepts the TCP connection and never answers the WebSocket upgrade.
+        let server = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut sink = Vec::new();
+            let _ = s.read_to_end(&mut sink).await;
+        });
+        let mut config = TransportConfig::default();
+        config.connect_timeout = Some(Duration::from_millis(200));
+        let e = connect(&endpoint(&format!("ws://127.0.0.1:{port}")), &config)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::ConnectTimeout { addr, after }
+                if addr == &format!("127.0.0.1:{port}") && *after == Duration::from_millis(200)),
+            "{e:?}"
+        );
+        // The client gave up and closed: the server's read ends.
+        server.await.unwrap();
     })
     .await;
 }

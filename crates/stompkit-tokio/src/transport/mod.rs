@@ -57,8 +57,9 @@ pub struct TransportConfig {
     /// Bound on TCP connect plus the TLS and WebSocket handshakes (default 10 s); `None`
     /// leaves it to the operating system and the caller.
     pub connect_timeout: Option<Duration>,
-    /// Room reserved in the read buffer before each TCP or TLS read (default 16 KiB), i.e.
-    /// the most bytes one read appends.
+    /// Free room made in the read buffer before each TCP or TLS read (default 16 KiB). One
+    /// read appends at most the buffer's free room, so the caller's buffer grows by about
+    /// this much per read while it keeps the bytes.
     pub read_chunk_bytes: usize,
 }
 
@@ -71,6 +72,20 @@ impl Default for TransportConfig {
             connect_timeout: Some(Duration::from_secs(10)),
             read_chunk_bytes: 16 * 1024,
         }
+    }
+}
+
+impl TransportConfig {
+    /// The same configuration with these TLS settings.
+    pub fn with_tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// The same configuration with these WebSocket settings.
+    pub fn with_ws(mut self, ws: WsConfig) -> Self {
+        self.ws = ws;
+        self
     }
 }
 
