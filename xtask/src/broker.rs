@@ -894,7 +894,13 @@ fn stop_node(node: &Node) -> Result<(), String> {
         return Ok(());
     }
     eprintln!("xtask broker: stopping {}", node.name());
-    ctl(node, &["stop"])?;
+    // With its pid file, `stop` also waits for the VM to exit, not only to leave the network.
+    let pid_file = node.mnesia_dir().with_extension("pid");
+    if pid_file.is_file() {
+        ctl(node, &["stop", &pid_file.display().to_string()])?;
+    } else {
+        ctl(node, &["stop"])?;
+    }
     let deadline = Instant::now() + Duration::from_secs(60);
     while node.vm_up() {
         if Instant::now() >= deadline {
@@ -966,9 +972,12 @@ fn exec(cmd: &mut Command, timeout: Duration) -> Result<String, String> {
             Ok(Some(status)) => break status,
             Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(50)),
             Ok(None) => {
+                // The whole group: rabbitmqctl runs as `sh` -> `su` -> `erl`. `kill` may be
+                // missing on a minimal system; the direct child is killed either way.
                 let _ = Command::new("kill")
                     .args(["-KILL", "--", &format!("-{}", child.id())])
                     .status();
+                let _ = child.kill();
                 let _ = child.wait();
                 return Err(format!("`{what}` did not finish within {timeout:?}"));
             }
