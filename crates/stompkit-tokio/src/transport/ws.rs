@@ -33,7 +33,10 @@ pub struct WsConfig {
     /// `v10.stomp`. A server that picks none is accepted (logged at debug level).
     pub subprotocols: Vec<String>,
     /// Extra headers of the upgrade request, e.g. `("Authorization", "Bearer ...")`. Values
-    /// are redacted in `Debug`.
+    /// are redacted in `Debug`. Beware: tungstenite logs the raw upgrade request, headers
+    /// included, through the `log` crate at trace level (target
+    /// `tungstenite::handshake::client`); keep that target below trace where headers carry
+    /// secrets.
     pub headers: Vec<(String, String)>,
     /// Send every frame as a binary message (default `false`: text, see above).
     pub binary: bool,
