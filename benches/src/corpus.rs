@@ -87,7 +87,7 @@ impl Corpus {
     }
 }
 
-/// The corpus items of the issue, (a) to (e).
+/// The corpus items, (a) to (e).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     /// (a) A stream of small MESSAGE frames.
@@ -112,7 +112,7 @@ impl Kind {
         Self::Heartbeats,
     ];
 
-    /// The letter the issue gives it.
+    /// The letter the docs and reports call it by.
     pub fn letter(self) -> char {
         match self {
             Self::Small => 'a',
