@@ -304,6 +304,17 @@ fn ws_config_debug_redacts_header_values() {
     assert!(!debug.contains("s3cret"), "{debug}");
 }
 
+#[test]
+fn halves_and_errors_can_move_between_tasks() {
+    fn send_static<T: Send + 'static>() {}
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    send_static::<TransportReader>();
+    send_static::<stompkit_tokio::TransportWriter>();
+    shareable::<Error>();
+    shareable::<TransportConfig>();
+    shareable::<Endpoint>();
+}
+
 // ---------------------------------------------------------------------------------------
 // TCP
 
