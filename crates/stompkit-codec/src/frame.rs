@@ -5,7 +5,6 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
-use smallvec::SmallVec;
 
 use crate::Command;
 use crate::scan::has_special;
@@ -76,8 +75,9 @@ pub(crate) struct HeaderSpan {
     pub(crate) value: Span,
 }
 
-/// Header spans, inline for the common case of up to eight headers.
-pub(crate) type HeaderSpans = SmallVec<[HeaderSpan; INLINE_HEADERS]>;
+/// Header spans as a decoder or a builder collects them. The decoder keeps this storage from
+/// frame to frame, and a decoded frame's index copies it (see [`HeaderIndex`]).
+pub(crate) type HeaderSpans = Vec<HeaderSpan>;
 
 /// Headers a frame indexes without an allocation.
 pub(crate) const INLINE_HEADERS: usize = 8;
@@ -184,7 +184,7 @@ pub(crate) enum HeaderIndex {
 /// Spans into the frame's bytes or (flagged) into `unescaped`.
 #[derive(Debug)]
 pub(crate) struct SharedIndex {
-    spans: HeaderSpans,
+    spans: Box<[HeaderSpan]>,
     unescaped: Bytes,
 }
 
@@ -194,7 +194,7 @@ impl HeaderIndex {
     pub(crate) fn new(spans: &mut HeaderSpans, unescaped: Bytes) -> Self {
         Self::inline(spans, &unescaped).unwrap_or_else(|| {
             Self::Shared(Arc::new(SharedIndex {
-                spans: std::mem::take(spans),
+                spans: std::mem::take(spans).into_boxed_slice(),
                 unescaped,
             }))
         })
@@ -206,7 +206,7 @@ impl HeaderIndex {
     pub(crate) fn copied(spans: &[HeaderSpan], unescaped: Bytes) -> Self {
         Self::inline(spans, &unescaped).unwrap_or_else(|| {
             Self::Shared(Arc::new(SharedIndex {
-                spans: HeaderSpans::from_slice(spans),
+                spans: spans.into(),
                 unescaped,
             }))
         })
