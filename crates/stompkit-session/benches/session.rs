@@ -3,6 +3,8 @@
 //! - `input`: MESSAGE bytes in, `Event::Message` out (session) vs `Decoder::decode` (codec).
 //! - `send`: `Session::send` + `poll_transmit` (session) vs `Encoder::encode` of the same
 //!   frame (codec).
+//! - `timers`: `poll_timeout` and a receipt confirmed with 100 000 receipted sends in
+//!   flight (the deadlines are kept in order, so neither scans them).
 
 use std::hint::black_box;
 
@@ -14,7 +16,7 @@ use stompkit_session::Message;
 #[path = "shared/mod.rs"]
 mod shared;
 
-use shared::{BATCH, codec_input, connected, messages, session_input};
+use shared::{BATCH, codec_input, connected, connected_with, messages, session_input};
 
 fn input(c: &mut Criterion) {
     let wire = messages();
@@ -92,5 +94,34 @@ fn send(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, input, send);
+fn timers(c: &mut Criterion) {
+    const IN_FLIGHT: u64 = 100_000;
+    let mut group = c.benchmark_group("timers");
+    let (mut session, now) = connected_with(|config| config.with_send_window(IN_FLIGHT as usize));
+    for _ in 0..IN_FLIGHT {
+        session
+            .send(now, Message::new("/queue/a", "x").receipt())
+            .unwrap();
+    }
+    while session.poll_transmit().is_some() {}
+    assert_eq!(session.unconfirmed(), IN_FLIGHT as usize);
+    group.bench_function("poll_timeout_100k_in_flight", |b| {
+        b.iter(|| black_box(session.poll_timeout()));
+    });
+    // Confirm them in order, one per iteration (receipt numbers start after CONNECTED's
+    // subscription, which took rcpt-1).
+    let attempt = session.attempt().unwrap();
+    let mut next = 2u64;
+    group.bench_function("receipt_100k_in_flight", |b| {
+        b.iter(|| {
+            let frame = format!("RECEIPT\nreceipt-id:rcpt-{next}\n\n\0");
+            next += 1;
+            session.handle_input(now, attempt, frame.as_bytes());
+            black_box(session.poll_event());
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, input, send, timers);
 criterion_main!(benches);

@@ -174,7 +174,8 @@ impl SessionConfig {
     /// `poison_after`, a header name or client id that cannot be written, or an invalid
     /// backoff or breaker.
     pub fn validate(&self) -> Result<(), Error> {
-        let invalid = |setting: &'static str, reason: String| Error::InvalidConfig { setting, reason };
+        let invalid =
+            |setting: &'static str, reason: String| Error::InvalidConfig { setting, reason };
         if self.accept_versions.is_empty() {
             return Err(invalid("accept_versions", "offers no version".into()));
         }

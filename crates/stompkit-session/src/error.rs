@@ -91,32 +91,31 @@ pub enum Error {
 
 impl PartialEq for Error {
     fn eq(&self, other: &Self) -> bool {
-        use Error as E;
         match (self, other) {
             (
-                E::InvalidConfig { setting, reason },
-                E::InvalidConfig {
+                Self::InvalidConfig { setting, reason },
+                Self::InvalidConfig {
                     setting: s,
                     reason: r,
                 },
             ) => setting == s && reason == r,
-            (E::UnknownSubscription(a), E::UnknownSubscription(b)) => a == b,
-            (E::UnknownTransaction(a), E::UnknownTransaction(b))
-            | (E::TransactionNotOpen(a), E::TransactionNotOpen(b)) => a == b,
-            (E::FrameTooLarge { size, limit }, E::FrameTooLarge { size: s, limit: l }) => {
+            (Self::UnknownSubscription(a), Self::UnknownSubscription(b)) => a == b,
+            (Self::UnknownTransaction(a), Self::UnknownTransaction(b))
+            | (Self::TransactionNotOpen(a), Self::TransactionNotOpen(b)) => a == b,
+            (Self::FrameTooLarge { size, limit }, Self::FrameTooLarge { size: s, limit: l }) => {
                 size == s && limit == l
             }
-            (E::ReservedHeader(a), E::ReservedHeader(b)) => a == b,
+            (Self::ReservedHeader(a), Self::ReservedHeader(b)) => a == b,
             // The codec's errors hold an io::Error in one variant and so are not `Eq`;
             // their messages carry every field.
-            (E::Encode(a), E::Encode(b)) | (E::Decode(a), E::Decode(b)) => {
+            (Self::Encode(a), Self::Encode(b)) | (Self::Decode(a), Self::Decode(b)) => {
                 a.to_string() == b.to_string()
             }
-            (E::Broker(a), E::Broker(b)) => a == b,
-            (E::Protocol(a), E::Protocol(b)) | (E::Transport(a), E::Transport(b)) => a == b,
-            (a, b) => {
-                std::mem::discriminant(a) == std::mem::discriminant(b) && a.is_unit_like()
+            (Self::Broker(a), Self::Broker(b)) => a == b,
+            (Self::Protocol(a), Self::Protocol(b)) | (Self::Transport(a), Self::Transport(b)) => {
+                a == b
             }
+            (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b) && a.is_unit_like(),
         }
     }
 }

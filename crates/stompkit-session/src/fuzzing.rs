@@ -158,7 +158,8 @@ pub fn drive(data: &[u8]) {
             15 if old_attempt != attempt => {
                 // A late callback from an abandoned attempt's socket changes nothing.
                 let state = session.state();
-                let counts = |s: &Session| (s.stats().bytes_in, s.stats().frames_in, s.stats().failures);
+                let counts =
+                    |s: &Session| (s.stats().bytes_in, s.stats().frames_in, s.stats().failures);
                 let stats = counts(&session);
                 match next().unwrap_or(0) % 3 {
                     0 => session.transport_connected(now, old_attempt, Credentials::anonymous()),
@@ -166,7 +167,11 @@ pub fn drive(data: &[u8]) {
                     _ => session.transport_closed(now, old_attempt, CloseReason::PeerClosed),
                 }
                 assert_eq!(session.state(), state, "a stale callback changed the state");
-                assert_eq!(counts(&session), stats, "a stale callback changed the stats");
+                assert_eq!(
+                    counts(&session),
+                    stats,
+                    "a stale callback changed the stats"
+                );
                 assert!(session.poll_event().is_none() && session.poll_directive().is_none());
             }
             _ => {}
@@ -193,14 +198,11 @@ pub fn drive(data: &[u8]) {
             }
             while let Some(event) = session.poll_event() {
                 moved = true;
-                match event {
-                    Event::Message { handle, .. } => {
-                        handles.push(handle);
-                        if handles.len() > 16 {
-                            handles.remove(0);
-                        }
+                if let Event::Message { handle, .. } = event {
+                    handles.push(handle);
+                    if handles.len() > 16 {
+                        handles.remove(0);
                     }
-                    _ => {}
                 }
             }
             if let Some(out) = session.poll_transmit() {

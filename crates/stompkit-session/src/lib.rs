@@ -38,9 +38,8 @@ pub use config::{OverflowPolicy, QueueLimits, SessionConfig};
 pub use credentials::Credentials;
 pub use error::{Error, SendError};
 pub use event::{
-    AbortReason, Attempt, AttemptRecord, Cause, CloseReason, Directive, DropReason, Event,
-    Failure, FailureKind, GiveUpReason, HandshakeFailure, HeartBeat, ReceiptOutcome, State,
-    SubscriptionEnd,
+    AbortReason, Attempt, AttemptRecord, Cause, CloseReason, Directive, DropReason, Event, Failure,
+    FailureKind, GiveUpReason, HandshakeFailure, HeartBeat, ReceiptOutcome, State, SubscriptionEnd,
 };
 pub use ids::{
     AckMode, DeliveryId, MessageHandle, ReceiptId, SendId, SubscriptionId, TransactionId,

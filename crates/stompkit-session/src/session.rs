@@ -8,17 +8,16 @@ use bytes::{BufMut, BytesMut};
 use stompkit_codec::{Command, Decoder, Encoder, Frame, FrameBuilder, Item, Version};
 
 use crate::dedup::DuplicateFilter;
+use crate::error::broker_text;
 use crate::heartbeat;
 use crate::queue::{OutboundQueue, PushError, Queued};
 use crate::retry::{Decision, Retry};
-use crate::error::broker_text;
 use crate::transmit::Transmit;
 use crate::{
     AbortReason, AckMode, AckOptions, Attempt, AttemptRecord, Cause, CloseReason, Credentials,
     DeliveryId, Directive, DropReason, Error, Event, Failure, FailureKind, GiveUpReason,
-    HandshakeFailure, Message, MessageHandle, ReceiptId, ReceiptOutcome, SendError,
-    SendId, SessionConfig, State, Stats, Subscribe, SubscriptionEnd, SubscriptionId,
-    TransactionId,
+    HandshakeFailure, Message, MessageHandle, ReceiptId, ReceiptOutcome, SendError, SendId,
+    SessionConfig, State, Stats, Subscribe, SubscriptionEnd, SubscriptionId, TransactionId,
 };
 
 /// Prefix of the `receipt` header values the session writes.
@@ -407,7 +406,12 @@ impl Session {
     /// `credentials`, asked from the caller for every attempt so expired tokens are not
     /// replayed. Ignored unless `attempt` is the current attempt and its transport was
     /// being opened.
-    pub fn transport_connected(&mut self, now: Instant, attempt: Attempt, credentials: Credentials) {
+    pub fn transport_connected(
+        &mut self,
+        now: Instant,
+        attempt: Attempt,
+        credentials: Credentials,
+    ) {
         if !self.is_current(attempt, "transport_connected") {
             return;
         }
@@ -833,12 +837,7 @@ impl Session {
     ///
     /// # Errors
     /// [`Error::UnknownTransaction`], [`Error::NotConnected`].
-    pub fn commit(
-        &mut self,
-        now: Instant,
-        id: TransactionId,
-        receipt: bool,
-    ) -> Result<(), Error> {
+    pub fn commit(&mut self, now: Instant, id: TransactionId, receipt: bool) -> Result<(), Error> {
         self.end_transaction(
             now,
             id,
@@ -851,12 +850,7 @@ impl Session {
     ///
     /// # Errors
     /// [`Error::UnknownTransaction`], [`Error::NotConnected`].
-    pub fn abort(
-        &mut self,
-        now: Instant,
-        id: TransactionId,
-        receipt: bool,
-    ) -> Result<(), Error> {
+    pub fn abort(&mut self, now: Instant, id: TransactionId, receipt: bool) -> Result<(), Error> {
         self.end_transaction(
             now,
             id,
@@ -897,7 +891,8 @@ impl Session {
                     self.end_record(now, &closed_by_user("closed by the caller"));
                 }
                 if self.phase != Phase::Down {
-                    self.directives.push_back(Directive::Close(Attempt(self.attempt)));
+                    self.directives
+                        .push_back(Directive::Close(Attempt(self.attempt)));
                 }
                 self.drop_connection(AbortReason::Disconnected);
                 self.close_session(Cause::DisconnectRequested);
@@ -1133,7 +1128,11 @@ impl Session {
             }
             ReceiptId::Subscribe(id) => {
                 if let Some(sub) = self.subscriptions.remove(&id) {
-                    self.end_subscription(id, sub, SubscriptionEnd::Refused(Box::new(frame.clone())));
+                    self.end_subscription(
+                        id,
+                        sub,
+                        SubscriptionEnd::Refused(Box::new(frame.clone())),
+                    );
                 }
                 return;
             }
@@ -1184,7 +1183,11 @@ impl Session {
                 if sub.strikes >= limit {
                     let sub = self.subscriptions.remove(&sub_id).expect("present");
                     self.receipts.remove(&n);
-                    self.end_subscription(sub_id, sub, SubscriptionEnd::Refused(Box::new(frame.clone())));
+                    self.end_subscription(
+                        sub_id,
+                        sub,
+                        SubscriptionEnd::Refused(Box::new(frame.clone())),
+                    );
                 }
             }
             _ => {}
@@ -1227,10 +1230,8 @@ impl Session {
             self.receipt_deadlines.pop_front();
         }
         match pending.id {
-            ReceiptId::Send(id) => {
-                if self.unconfirmed.remove(&id).is_some() {
-                    self.flush_queue(now);
-                }
+            ReceiptId::Send(id) if self.unconfirmed.remove(&id).is_some() => {
+                self.flush_queue(now);
             }
             ReceiptId::Subscribe(id) => {
                 if let Some(sub) = self.subscriptions.get_mut(&id) {
@@ -1540,7 +1541,10 @@ impl Session {
         let receipt_value = receipt.map(receipt_value);
         // Only receipted sends are re-sent, so only they need the stable id.
         let stable = match (&self.config.message_id_header, receipt) {
-            (Some(name), Some(_)) => Some((name.as_bytes(), format!("{}{}", self.message_id_prefix, id.0))),
+            (Some(name), Some(_)) => Some((
+                name.as_bytes(),
+                format!("{}{}", self.message_id_prefix, id.0),
+            )),
             _ => None,
         };
         let headers = std::iter::once((&b"destination"[..], message.destination.as_bytes()))
@@ -1550,7 +1554,11 @@ impl Session {
                     .iter()
                     .map(|(name, value)| (name.as_bytes(), value.as_bytes())),
             )
-            .chain(stable.as_ref().map(|(name, value)| (*name, value.as_bytes())))
+            .chain(
+                stable
+                    .as_ref()
+                    .map(|(name, value)| (*name, value.as_bytes())),
+            )
             .chain(
                 transaction
                     .as_deref()
@@ -1634,7 +1642,12 @@ impl Session {
     }
 
     /// Writes a `SEND` on the open connection and tracks its receipt.
-    fn transmit_send(&mut self, now: Instant, id: SendId, message: Message) -> Result<(), SendError> {
+    fn transmit_send(
+        &mut self,
+        now: Instant,
+        id: SendId,
+        message: Message,
+    ) -> Result<(), SendError> {
         let in_flight = InFlight {
             receipt: 0,
             strikes: 0,
@@ -1756,7 +1769,8 @@ impl Session {
             // Takes effect on COMMIT; after ABORT the broker still holds the message.
             Some(tx) => {
                 let acks = self.transactions.get_mut(&tx).expect("checked above");
-                acks.0.push((handle.subscription, handle.delivery, cumulative));
+                acks.0
+                    .push((handle.subscription, handle.delivery, cumulative));
             }
             None => {
                 let sub = self
@@ -1836,7 +1850,11 @@ impl Session {
     }
 
     fn top_version(&self) -> Version {
-        *self.config.accept_versions.last().expect("validated: never empty")
+        *self
+            .config
+            .accept_versions
+            .last()
+            .expect("validated: never empty")
     }
 
     /// Whether `frame` can be written in every offered version (it may be sent on any).

@@ -3,7 +3,9 @@
 mod support;
 
 use stompkit_codec::Command;
-use stompkit_session::{Directive, Event, FailureKind, Message, ReceiptId, ReceiptOutcome, State, Subscribe};
+use stompkit_session::{
+    Directive, Event, FailureKind, Message, ReceiptId, ReceiptOutcome, State, Subscribe,
+};
 use support::*;
 
 #[test]
@@ -40,7 +42,11 @@ fn an_error_frame_ends_the_connection_fails_pending_receipts_and_reports_the_mes
         id: ReceiptId::Subscribe(sub),
         outcome: ReceiptOutcome::ConnectionLost
     }));
-    assert!(sim.directives.iter().any(|d| matches!(d, Directive::Close(_))));
+    assert!(
+        sim.directives
+            .iter()
+            .any(|d| matches!(d, Directive::Close(_)))
+    );
     assert!(matches!(sim.session.state(), State::Reconnecting { .. }));
     assert_eq!(last_failure(&sim.session).kind, FailureKind::ServerError);
     assert_eq!(sim.session.stats().errors, 1);
@@ -54,7 +60,11 @@ fn undecodable_bytes_from_the_broker_are_a_protocol_failure() {
     let mut sim = Sim::connected(Sim::config(), BrokerConfig::default());
     sim.broker_says(b"HELLO WORLD\nthis:is\nnot stomp\n\n\0");
     assert_eq!(last_failure(&sim.session).kind, FailureKind::Protocol);
-    assert!(sim.directives.iter().any(|d| matches!(d, Directive::Close(_))));
+    assert!(
+        sim.directives
+            .iter()
+            .any(|d| matches!(d, Directive::Close(_)))
+    );
 }
 
 #[test]
@@ -151,7 +161,10 @@ fn debug_output_never_shows_credentials() {
         .transport_connected(sim.now, attempt, (sim.credentials)(1));
     let session = format!("{:?}", sim.session);
     let transmit = sim.session.poll_transmit().unwrap();
-    assert!(transmit.windows(7).any(|w| w == b"hunter2"), "the CONNECT is in it");
+    assert!(
+        transmit.windows(7).any(|w| w == b"hunter2"),
+        "the CONNECT is in it"
+    );
     let shown = format!("{session} {:?} {transmit:?}", (sim.credentials)(1));
     assert!(
         !shown.contains("hunter2") && !shown.contains("tok-123"),

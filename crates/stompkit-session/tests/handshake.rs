@@ -3,9 +3,9 @@
 mod support;
 
 use stompkit_codec::{Command, Version};
-use stompkit_session::{Directive, 
-    BackoffConfig, Cause, Credentials, Event, FailureKind, GiveUpReason, HandshakeFailure, Session,
-    SessionConfig, State,
+use stompkit_session::{
+    BackoffConfig, Cause, Credentials, Directive, Event, FailureKind, GiveUpReason,
+    HandshakeFailure, Session, SessionConfig, State,
 };
 use support::*;
 
@@ -29,7 +29,11 @@ fn connect_frame_matches_the_rabbitmq_transcript_byte_for_byte() {
     };
     assert_eq!(attempt.number(), 1);
     assert_eq!(session.poll_event(), None, "the directive is not an event");
-    session.transport_connected(now, session.attempt().unwrap(), Credentials::login("guest", "guest"));
+    session.transport_connected(
+        now,
+        session.attempt().unwrap(),
+        Credentials::login("guest", "guest"),
+    );
     let written = session.poll_transmit().expect("CONNECT");
     assert_eq!(&written[..], &steps[0].data[..]);
 
@@ -70,15 +74,24 @@ fn each_offered_version_is_negotiated_with_both_brokers() {
         } else {
             "/"
         };
-        let mut session = Session::new(Sim::config().with_versions([version]).with_host(host), now).unwrap();
+        let mut session =
+            Session::new(Sim::config().with_versions([version]).with_host(host), now).unwrap();
         session.connect(now);
-        session.transport_connected(now, session.attempt().unwrap(), Credentials::login("guest", "guest"));
+        session.transport_connected(
+            now,
+            session.attempt().unwrap(),
+            Credentials::login("guest", "guest"),
+        );
         assert_eq!(
             &session.poll_transmit().unwrap()[..],
             &steps[0].data[..],
             "{name}"
         );
-        session.handle_input(now, session.attempt().unwrap(), &server_bytes(&steps, &[])[0]);
+        session.handle_input(
+            now,
+            session.attempt().unwrap(),
+            &server_bytes(&steps, &[])[0],
+        );
         assert_eq!(session.version(), Some(version), "{name}");
     }
 }
@@ -100,7 +113,11 @@ fn connected_without_version_header_means_1_0_and_is_refused_unless_offered() {
     let mut session = Session::new(Sim::config().with_versions([Version::V1_2]), now).unwrap();
     session.connect(now);
     session.transport_connected(now, session.attempt().unwrap(), Credentials::anonymous());
-    session.handle_input(now, session.attempt().unwrap(), b"CONNECTED\nserver:old\n\n\0");
+    session.handle_input(
+        now,
+        session.attempt().unwrap(),
+        b"CONNECTED\nserver:old\n\n\0",
+    );
     assert_eq!(session.state(), State::Closed);
     let events: Vec<Event> = std::iter::from_fn(|| session.poll_event()).collect();
     assert!(events.contains(&Event::GaveUp {
@@ -158,9 +175,17 @@ fn bad_credentials_error_during_handshake_stops_retrying() {
     let now = std::time::Instant::now();
     let mut session = Session::new(Sim::config().with_versions([Version::V1_2]), now).unwrap();
     session.connect(now);
-    session.transport_connected(now, session.attempt().unwrap(), Credentials::login("guest", "wrong"));
+    session.transport_connected(
+        now,
+        session.attempt().unwrap(),
+        Credentials::login("guest", "wrong"),
+    );
     assert_eq!(&session.poll_transmit().unwrap()[..], &steps[0].data[..]);
-    session.handle_input(now, session.attempt().unwrap(), &server_bytes(&steps, &[])[0]);
+    session.handle_input(
+        now,
+        session.attempt().unwrap(),
+        &server_bytes(&steps, &[])[0],
+    );
     let events: Vec<Event> = std::iter::from_fn(|| session.poll_event()).collect();
     let error = events.iter().find_map(|e| match e {
         Event::ServerError { message, frame } => Some((message.clone(), frame.body_bytes())),
@@ -199,11 +224,20 @@ fn unknown_vhost_is_an_auth_failure() {
             .with_versions([Version::V1_2])
             .with_host("127.0.0.1"),
         now,
-    ).unwrap();
+    )
+    .unwrap();
     session.connect(now);
-    session.transport_connected(now, session.attempt().unwrap(), Credentials::login("guest", "guest"));
+    session.transport_connected(
+        now,
+        session.attempt().unwrap(),
+        Credentials::login("guest", "guest"),
+    );
     assert_eq!(&session.poll_transmit().unwrap()[..], &steps[0].data[..]);
-    session.handle_input(now, session.attempt().unwrap(), &server_bytes(&steps, &[])[0]);
+    session.handle_input(
+        now,
+        session.attempt().unwrap(),
+        &server_bytes(&steps, &[])[0],
+    );
     assert_eq!(session.state(), State::Closed);
     assert!(last_failure(&session).detail.contains("Virtual host"));
 }
@@ -305,7 +339,11 @@ fn no_connected_within_the_connect_timeout_is_a_timeout_failure() {
     assert!(matches!(sim.session.state(), State::Reconnecting { .. }));
     let failure = last_failure(&sim.session).clone();
     assert_eq!(failure.kind, FailureKind::Timeout);
-    assert!(sim.directives.iter().any(|d| matches!(d, Directive::Close(_))));
+    assert!(
+        sim.directives
+            .iter()
+            .any(|d| matches!(d, Directive::Close(_)))
+    );
 }
 
 #[test]
@@ -314,7 +352,11 @@ fn a_frame_other_than_connected_during_the_handshake_is_a_protocol_failure() {
     let mut session = Session::new(Sim::config(), now).unwrap();
     session.connect(now);
     session.transport_connected(now, session.attempt().unwrap(), Credentials::anonymous());
-    session.handle_input(now, session.attempt().unwrap(), b"RECEIPT\nreceipt-id:x\n\n\0");
+    session.handle_input(
+        now,
+        session.attempt().unwrap(),
+        b"RECEIPT\nreceipt-id:x\n\n\0",
+    );
     assert!(matches!(session.state(), State::Reconnecting { .. }));
     assert_eq!(last_failure(&session).kind, FailureKind::Protocol);
 }

@@ -28,11 +28,20 @@ fn rabbitmq_answer_1000_to_our_500_is_negotiated_per_spec() {
     let steps = transcript("rabbitmq-heart-beats");
     let now = std::time::Instant::now();
     let mut session =
-        stompkit_session::Session::new(hb_config(500, 500).with_versions([Version::V1_2]), now).unwrap();
+        stompkit_session::Session::new(hb_config(500, 500).with_versions([Version::V1_2]), now)
+            .unwrap();
     session.connect(now);
-    session.transport_connected(now, session.attempt().unwrap(), stompkit_session::Credentials::login("guest", "guest"));
+    session.transport_connected(
+        now,
+        session.attempt().unwrap(),
+        stompkit_session::Credentials::login("guest", "guest"),
+    );
     assert_eq!(&session.poll_transmit().unwrap()[..], &steps[0].data[..]);
-    session.handle_input(now, session.attempt().unwrap(), &server_bytes(&steps, &[])[0]);
+    session.handle_input(
+        now,
+        session.attempt().unwrap(),
+        &server_bytes(&steps, &[])[0],
+    );
     let hb = std::iter::from_fn(|| session.poll_event())
         .find_map(|e| match e {
             Event::Connected { heart_beat, .. } => Some(heart_beat),
@@ -178,7 +187,11 @@ fn heart_beat_loss_is_detected_within_interval_times_grace() {
         "detected {:?} after silence began",
         ended - silent_since
     );
-    assert!(sim.directives.iter().any(|d| matches!(d, Directive::Close(_))));
+    assert!(
+        sim.directives
+            .iter()
+            .any(|d| matches!(d, Directive::Close(_)))
+    );
 }
 
 #[test]

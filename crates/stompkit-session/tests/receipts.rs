@@ -4,8 +4,8 @@
 mod support;
 
 use stompkit_codec::Command;
-use stompkit_session::{Directive, 
-    Cause, Error, Event, FailureKind, Message, ReceiptId, ReceiptOutcome, State,
+use stompkit_session::{
+    Cause, Directive, Error, Event, FailureKind, Message, ReceiptId, ReceiptOutcome, State,
     Subscribe,
 };
 use support::*;
@@ -169,7 +169,11 @@ fn disconnect_waits_for_its_receipt() {
     let wire = sim.session.poll_transmit().unwrap();
     assert_eq!(&wire[..], b"DISCONNECT\nreceipt:rcpt-1\n\n\0");
     // The broker's receipt (from the transcript, with our id).
-    sim.session.handle_input(sim.now, sim.current(), &server_bytes(&steps, &[("bye", "rcpt-1")])[1]);
+    sim.session.handle_input(
+        sim.now,
+        sim.current(),
+        &server_bytes(&steps, &[("bye", "rcpt-1")])[1],
+    );
     assert_eq!(sim.session.state(), State::Closed);
     let events: Vec<Event> = std::iter::from_fn(|| sim.session.poll_event()).collect();
     assert!(sim.session.poll_directive() == Some(Directive::Close(sim.current())));
@@ -201,7 +205,11 @@ fn disconnect_receipt_timeout_closes_anyway() {
             ..
         }
     )));
-    assert!(sim.directives.iter().any(|d| matches!(d, Directive::Close(_))));
+    assert!(
+        sim.directives
+            .iter()
+            .any(|d| matches!(d, Directive::Close(_)))
+    );
 }
 
 #[test]
@@ -242,7 +250,11 @@ fn disconnect_with_a_transport_closed_by_the_broker_completes() {
     let mut sim = Sim::connected(Sim::config(), BrokerConfig::default());
     sim.session.disconnect(sim.now);
     let _ = sim.session.poll_transmit();
-    sim.session.transport_closed(sim.now, sim.current(), stompkit_session::CloseReason::PeerClosed);
+    sim.session.transport_closed(
+        sim.now,
+        sim.current(),
+        stompkit_session::CloseReason::PeerClosed,
+    );
     assert_eq!(sim.session.state(), State::Closed);
     let events: Vec<Event> = std::iter::from_fn(|| sim.session.poll_event()).collect();
     assert_eq!(sim.session.poll_directive(), None, "already closed");

@@ -4,8 +4,8 @@ mod support;
 
 use stompkit_codec::{Command, Version};
 use stompkit_session::{
-    AckMode, AckOptions, Error, Credentials, Event, MessageHandle, ReceiptId,
-    ReceiptOutcome, Session, Subscribe,
+    AckMode, AckOptions, Credentials, Error, Event, MessageHandle, ReceiptId, ReceiptOutcome,
+    Session, Subscribe,
 };
 use support::*;
 
@@ -101,9 +101,14 @@ fn ack_1_2_uses_the_ack_header_unescaped_from_activemq() {
             .with_versions([Version::V1_2])
             .with_host("localhost"),
         now,
-    ).unwrap();
+    )
+    .unwrap();
     session.connect(now);
-    session.transport_connected(now, session.attempt().unwrap(), Credentials::login("guest", "guest"));
+    session.transport_connected(
+        now,
+        session.attempt().unwrap(),
+        Credentials::login("guest", "guest"),
+    );
     session.poll_transmit();
     let server = server_bytes(&steps, &[("sub-1", "sub-1")]);
     session.handle_input(now, session.attempt().unwrap(), &server[0]); // CONNECTED
@@ -181,10 +186,7 @@ fn ack_1_0_names_message_id_and_nack_is_a_typed_error() {
     sim.broker.publish("/queue/a", "x");
     sim.pump();
     let h = handles(&sim).pop().unwrap();
-    assert_eq!(
-        sim.session.nack(sim.now, &h),
-        Err(Error::NackUnsupported)
-    );
+    assert_eq!(sim.session.nack(sim.now, &h), Err(Error::NackUnsupported));
     sim.session.ack(sim.now, &h).unwrap();
     sim.pump();
     let ack = sim.broker.frames(Command::Ack)[0].clone();
@@ -212,10 +214,7 @@ fn client_mode_ack_is_cumulative() {
         "one ACK covers four messages"
     );
     for h in &hs[..=3] {
-        assert_eq!(
-            sim.session.ack(sim.now, h),
-            Err(Error::AlreadyAcknowledged)
-        );
+        assert_eq!(sim.session.ack(sim.now, h), Err(Error::AlreadyAcknowledged));
     }
     sim.session.ack(sim.now, &hs[4]).unwrap();
     sim.pump();
@@ -271,7 +270,11 @@ fn nack_redelivery_is_flagged_possibly_duplicate() {
     let now = std::time::Instant::now();
     let mut session = Session::new(Sim::config().with_versions([Version::V1_2]), now).unwrap();
     session.connect(now);
-    session.transport_connected(now, session.attempt().unwrap(), Credentials::login("guest", "guest"));
+    session.transport_connected(
+        now,
+        session.attempt().unwrap(),
+        Credentials::login("guest", "guest"),
+    );
     let server = server_bytes(&steps, &[("subscription:s\n", "subscription:sub-1\n")]);
     session.handle_input(now, session.attempt().unwrap(), &server[0]);
     session
@@ -359,10 +362,7 @@ fn acking_auto_stale_or_unknown_handles_is_refused() {
     assert_eq!(sim.session.ack(sim.now, &hs[0]), Err(Error::AutoAck));
     sim.drop_link();
     sim.advance(secs(2));
-    assert_eq!(
-        sim.session.ack(sim.now, &hs[1]),
-        Err(Error::StaleHandle)
-    );
+    assert_eq!(sim.session.ack(sim.now, &hs[1]), Err(Error::StaleHandle));
     let tx = stompkit_session::TransactionId::clone(&sim.session.begin(sim.now, false).unwrap());
     sim.session.commit(sim.now, tx, false).unwrap();
     let latest = handles(&sim).pop().unwrap();

@@ -4,8 +4,7 @@ mod support;
 
 use stompkit_codec::Command;
 use stompkit_session::{
-    AbortReason, Error, Event, Message, ReceiptId, ReceiptOutcome, State,
-    Subscribe,
+    AbortReason, Error, Event, Message, ReceiptId, ReceiptOutcome, State, Subscribe,
 };
 use support::*;
 
@@ -98,10 +97,7 @@ fn an_open_transaction_is_reported_aborted_on_drop_and_never_half_replayed() {
 #[test]
 fn transactions_need_a_connection() {
     let mut sim = Sim::new(Sim::config(), BrokerConfig::default());
-    assert_eq!(
-        sim.session.begin(sim.now, false),
-        Err(Error::NotConnected)
-    );
+    assert_eq!(sim.session.begin(sim.now, false), Err(Error::NotConnected));
     sim.connect();
     let tx = sim.session.begin(sim.now, false).unwrap();
     sim.session.disconnect(sim.now);

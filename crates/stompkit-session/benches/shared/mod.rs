@@ -13,12 +13,24 @@ pub(crate) const BATCH: usize = 256;
 /// A session connected (STOMP 1.2, no heart-beats) and subscribed to the messages' queue,
 /// with its transmits and events drained.
 pub(crate) fn connected() -> (Session, Instant) {
+    connected_with(|config| config)
+}
+
+/// [`connected`], with the configuration changed by `tune` first.
+pub(crate) fn connected_with(
+    tune: impl FnOnce(SessionConfig) -> SessionConfig,
+) -> (Session, Instant) {
     let now = Instant::now();
-    let config = SessionConfig::default().with_heart_beat(Duration::ZERO, Duration::ZERO);
-    let mut session = Session::new(config, now);
+    let config = tune(SessionConfig::default().with_heart_beat(Duration::ZERO, Duration::ZERO));
+    let mut session = Session::new(config, now).expect("valid config");
     session.connect(now);
-    session.transport_connected(now, Credentials::login("guest", "guest"));
-    session.handle_input(now, b"CONNECTED\nversion:1.2\nheart-beat:0,0\n\n\0\n");
+    let attempt = session.attempt().expect("started");
+    session.transport_connected(now, attempt, Credentials::login("guest", "guest"));
+    session.handle_input(
+        now,
+        attempt,
+        b"CONNECTED\nversion:1.2\nheart-beat:0,0\n\n\0\n",
+    );
     session
         .subscribe(now, Subscribe::new("/queue/job-offers-7"))
         .unwrap();
@@ -57,7 +69,8 @@ pub(crate) fn codec_input(wire: &[u8]) -> usize {
 /// The session on `wire`: `handle_input`, then every event polled and looked at; returns the
 /// `Event::Message`s.
 pub(crate) fn session_input(session: &mut Session, now: Instant, wire: &[u8]) -> usize {
-    session.handle_input(now, black_box(wire));
+    let attempt = session.attempt().expect("connected");
+    session.handle_input(now, attempt, black_box(wire));
     let mut messages = 0;
     while let Some(event) = session.poll_event() {
         messages += usize::from(matches!(event, Event::Message { .. }));

@@ -42,6 +42,11 @@ pub struct BrokerConfig {
     pub trailing_eol: bool,
     /// Forces the `version` header of CONNECTED (to test refusals).
     pub force_version: Option<&'static str>,
+    /// Destinations whose SEND and SUBSCRIBE it refuses with an ERROR naming no receipt,
+    /// then closes (RabbitMQ and a missing exchange, or a queue declared another way).
+    pub refuse: Vec<String>,
+    /// Negotiates heart-beats on STOMP 1.0 too (ActiveMQ does).
+    pub heartbeats_on_1_0: bool,
 }
 
 impl Default for BrokerConfig {
@@ -55,6 +60,8 @@ impl Default for BrokerConfig {
             receipts: true,
             trailing_eol: true,
             force_version: None,
+            refuse: Vec::new(),
+            heartbeats_on_1_0: false,
         }
     }
 }
@@ -198,6 +205,22 @@ impl FakeBroker {
             .unwrap_or_default()
     }
 
+    /// Puts a message with extra headers on a queue, as if another client had sent it.
+    pub fn publish_with(&mut self, destination: &str, body: &str, headers: &[(&str, &str)]) {
+        let headers = headers
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect();
+        let stored = self.store(destination, body.to_owned().into(), headers);
+        self.queues
+            .entry(destination.to_owned())
+            .or_default()
+            .push_back(stored);
+        if self.open {
+            self.deliver_all();
+        }
+    }
+
     /// Puts a message on a queue, as if another client had sent it.
     pub fn publish(&mut self, destination: &str, body: &str) {
         let stored = self.store(destination, body.as_bytes().to_vec().into(), Vec::new());
@@ -277,6 +300,12 @@ impl FakeBroker {
 
     fn on_frame(&mut self, now: Instant, frame: &Frame) {
         let receipt = frame.header("receipt").map(<[u8]>::to_vec);
+        let refused = frame
+            .header_str("destination")
+            .is_some_and(|d| self.config.refuse.iter().any(|r| r == d));
+        if refused && matches!(frame.command(), Command::Send | Command::Subscribe) {
+            return self.error("not_found", None);
+        }
         match frame.command() {
             Command::Connect | Command::Stomp => return self.on_connect(now, frame),
             _ if self.version.is_none() => return self.error("not connected", None),
@@ -313,12 +342,13 @@ impl FakeBroker {
                 self.subs.remove(&id);
             }
             Command::Ack | Command::Nack => {
+                // Like ActiveMQ: an acknowledgement in a transaction counts on COMMIT.
                 if let Some(tx) = frame.header_str("transaction") {
-                    if !self.txs.contains_key(tx) {
-                        return self.error("unknown transaction", receipt.as_deref());
+                    match self.txs.get_mut(tx) {
+                        Some(frames) => frames.push(frame.clone()),
+                        None => return self.error("unknown transaction", receipt.as_deref()),
                     }
-                }
-                if !self.on_ack(frame) {
+                } else if !self.on_ack(frame) {
                     return self.error("ACK for an unknown message", receipt.as_deref());
                 }
             }
@@ -332,7 +362,16 @@ impl FakeBroker {
             Command::Commit => {
                 let tx = frame.header_str("transaction").unwrap_or_default();
                 match self.txs.remove(tx) {
-                    Some(frames) => frames.iter().for_each(|f| self.enqueue(f)),
+                    Some(frames) => {
+                        for f in &frames {
+                            if f.command() == Command::Send {
+                                self.enqueue(f);
+                            } else if !self.on_ack(f) {
+                                return self
+                                    .error("ACK for an unknown message", receipt.as_deref());
+                            }
+                        }
+                    }
                     None => return self.error("unknown transaction", receipt.as_deref()),
                 }
             }
@@ -411,7 +450,8 @@ impl FakeBroker {
         let mut b = Frame::builder(Command::Connected)
             .header("server", "FakeMQ/1.0")
             .header("session", format!("session-{}", self.connections));
-        if version != Version::V1_0 {
+        let heart_beats = version != Version::V1_0 || self.config.heartbeats_on_1_0;
+        if heart_beats {
             b = b.header("heart-beat", format!("{},{}", answer.0, answer.1));
         }
         let version_header = self.config.force_version.unwrap_or(version.as_str());
@@ -419,7 +459,7 @@ impl FakeBroker {
         self.write(&b.build());
         self.decoder.set_version(version);
         self.encoder.set_version(version);
-        if self.config.sends_heartbeats && answer.0 != 0 && version != Version::V1_0 {
+        if self.config.sends_heartbeats && answer.0 != 0 && heart_beats {
             let every = ms(answer.0);
             self.hb_interval = Some(every);
             self.next_heartbeat = Some(now + every);
