@@ -10,6 +10,8 @@
 //! - [`Limits`] bound frame size, header count and header line length; every violation is a
 //!   typed [`Error`] naming the limit and the stream offset.
 //! - With the `tokio-util` feature, [`StompCodec`] implements `tokio_util::codec`.
+//! - [`value`] parses the header values that have a grammar (`heart-beat`,
+//!   `accept-version`, `content-length`).
 //!
 //! The rules follow the STOMP specifications to the letter, per version: LF or CRLF line
 //! ends in 1.2 only, escapes `\r \n \c \\` (1.2) or `\n \c \\` (1.1) and none in 1.0,
@@ -51,6 +53,7 @@ mod escape;
 mod frame;
 mod line;
 mod scan;
+pub mod value;
 mod version;
 
 #[cfg(feature = "tokio-util")]

@@ -4,11 +4,9 @@ use std::time::Duration;
 
 use crate::HeartBeat;
 
-/// Parses a `heart-beat` header value `sx,sy` (milliseconds).
+/// Parses a `heart-beat` header value `sx,sy` (milliseconds), by the codec's grammar.
 pub(crate) fn parse(value: &[u8]) -> Option<(u64, u64)> {
-    let text = std::str::from_utf8(value).ok()?;
-    let (x, y) = text.split_once(',')?;
-    Some((x.trim().parse().ok()?, y.trim().parse().ok()?))
+    stompkit_codec::value::heart_beat(value).ok()
 }
 
 /// Our wish `(cx, cy)` against the broker's `(sx, sy)`: we send every `max(cx, sy)` unless
@@ -54,5 +52,6 @@ mod tests {
         assert_eq!(parse(b"1000,0"), Some((1000, 0)));
         assert_eq!(parse(b"1000"), None);
         assert_eq!(parse(b"a,b"), None);
+        assert_eq!(parse(b" 1000 , 500"), Some((1000, 500)));
     }
 }
