@@ -415,15 +415,17 @@ fn start_broker(wait: Duration) -> Result<(), String> {
         if FIRST.mnesia_dir().is_dir() && !EXTRA.iter().any(Node::vm_up) {
             ctl(&FIRST, &["force_boot"])?;
         }
+        let mark = log_mark(&FIRST);
         boot(&FIRST)?;
-        wait_ready(&FIRST, wait)
+        wait_ready(&FIRST, wait, mark)
     } else if !FIRST.app_up() {
         eprintln!(
             "xtask broker: {} runs but its application does not answer; start_app",
             FIRST.name()
         );
+        let mark = log_mark(&FIRST);
         ctl(&FIRST, &["start_app"])?;
-        wait_ready(&FIRST, wait)
+        wait_ready(&FIRST, wait, mark)
     } else {
         eprintln!("xtask broker: {} already running", FIRST.name());
         Ok(())
@@ -444,8 +446,9 @@ fn start_cluster(wait: Duration) -> Result<(), String> {
         if node.vm_up() {
             if !changed {
                 if !node.app_up() {
+                    let mark = log_mark(node);
                     ctl(node, &["start_app"])?;
-                    wait_ready(node, wait)?;
+                    wait_ready(node, wait, mark)?;
                 }
                 continue;
             }
@@ -467,11 +470,12 @@ fn start_cluster(wait: Duration) -> Result<(), String> {
             let dir = node.mnesia_dir();
             fs::remove_dir_all(&dir).map_err(|e| format!("removing {}: {e}", dir.display()))?;
         }
+        let mark = log_mark(node);
         boot(node)?;
-        booting.push(node);
+        booting.push((node, mark));
     }
-    for node in booting {
-        wait_ready(node, wait)?;
+    for (node, mark) in booting {
+        wait_ready(node, wait, mark)?;
     }
     // Joins one at a time: concurrent schema changes in one cluster can fail.
     let mut members = cluster_nodes(&FIRST)?;
@@ -481,8 +485,9 @@ fn start_cluster(wait: Duration) -> Result<(), String> {
             ctl(node, &["stop_app"])?;
             ctl(node, &["reset"])?;
             ctl(node, &["join_cluster", &FIRST.name()])?;
+            let mark = log_mark(node);
             ctl(node, &["start_app"])?;
-            wait_ready(node, wait)?;
+            wait_ready(node, wait, mark)?;
             members = cluster_nodes(&FIRST)?;
         }
     }
@@ -849,18 +854,26 @@ fn boot(node: &Node) -> Result<(), String> {
     }
 }
 
-/// Waits until `node` answers a STOMP CONNECT and its other listeners accept connections;
-/// fails at `wait`, or as soon as its log reports a failed boot, with the log's tail.
-fn wait_ready(node: &Node, wait: Duration) -> Result<(), String> {
+/// Where `node`'s log ends now: [`wait_ready`] reads only what the node logs after it.
+fn log_mark(node: &Node) -> u64 {
+    fs::metadata(node.log_file()).map_or(0, |m| m.len())
+}
+
+/// Waits until `node` logged the end of its boot after byte `log_start` of its log and
+/// answers a STOMP CONNECT on each of its listeners (a listener may answer for a moment
+/// before a later plugin fails the boot). Fails at `wait`, or as soon as the log reports a
+/// failed boot, with the log's tail.
+fn wait_ready(node: &Node, wait: Duration, log_start: u64) -> Result<(), String> {
     let log = node.log_file();
-    let log_start = fs::metadata(&log).map_or(0, |m| m.len());
     let started = Instant::now();
-    let mut ports = vec![node.web_stomp];
-    if node.is_first() {
-        ports.push(TLS_PORT);
-    }
+    let ca = tls_dir().join("ca.pem");
     loop {
-        if node.app_up() && ports.iter().all(|&p| probe::port_open(p)) {
+        let booted = tail(&log, log_start, 400).contains("Server startup complete");
+        if booted
+            && node.app_up()
+            && probe::stomp_ws(node.web_stomp, WS_PATH).is_ok()
+            && (!node.is_first() || probe::stomp_tls(TLS_PORT, HOST, &ca).is_ok())
+        {
             eprintln!(
                 "xtask broker: {} answers STOMP on 127.0.0.1:{} after {:.1?}",
                 node.name(),
@@ -1015,7 +1028,9 @@ fn tail(path: &Path, from: u64, lines: usize) -> String {
         return format!("({} not readable)", path.display());
     };
     let len = file.metadata().map_or(0, |m| m.len());
-    let start = from.max(len.saturating_sub(64 * 1024)).min(len);
+    // A log shorter than the offset was rotated: all of it is new.
+    let from = if from > len { 0 } else { from };
+    let start = from.max(len.saturating_sub(64 * 1024));
     let mut bytes = Vec::new();
     if file.seek(SeekFrom::Start(start)).is_err() || file.read_to_end(&mut bytes).is_err() {
         return format!("({} not readable)", path.display());
@@ -1103,6 +1118,7 @@ mod tests {
         fs::write(&file, "old\na\nb\nc\n").unwrap();
         assert_eq!(tail(&file, 0, 2), "b\nc");
         assert_eq!(tail(&file, 4, 10), "a\nb\nc");
+        assert_eq!(tail(&file, 100, 1), "c");
         fs::remove_dir_all(&dir).unwrap();
     }
 }
