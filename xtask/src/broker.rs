@@ -4,8 +4,8 @@
 //! `start` does every step itself, as root: installs `rabbitmq-server` (and `openssl`) from
 //! Debian when missing, enables `rabbitmq_stomp` and `rabbitmq_web_stomp` offline, writes the
 //! configuration, generates a CA and a server certificate, starts the node with
-//! `rabbitmq-server -detached` (no systemd needed) and waits, bounded, until STOMP answers a
-//! CONNECT. It is idempotent: a node that already runs with the same configuration is left
+//! `rabbitmq-server -detached` (no systemd needed) and waits, bounded, until the node logged
+//! the end of its boot and answers a STOMP CONNECT on each listener. It is idempotent: a node that already runs with the same configuration is left
 //! alone (and keeps its certificates); a changed configuration restarts it.
 //!
 //! Nodes (all names use the host `localhost`, which always resolves to loopback, unlike the
