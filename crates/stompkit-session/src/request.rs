@@ -177,6 +177,11 @@ impl Subscribe {
     pub fn ack_mode(&self) -> AckMode {
         self.ack
     }
+
+    /// Whether a receipt was asked for.
+    pub fn wants_receipt(&self) -> bool {
+        self.receipt
+    }
 }
 
 /// Options for [`Session::ack_with`](crate::Session::ack_with) and

@@ -124,6 +124,67 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// The client was configured with no endpoint.
+    #[error("no endpoint given: pass at least one URL (stomp://, stomp+ssl://, ws://, wss://)")]
+    NoEndpoint,
+    /// The session refused a command (not connected, unknown subscription, ...).
+    #[error("{0}")]
+    Session(#[source] stompkit_session::Error),
+    /// The session refused a message; it is handed back.
+    #[error("message to {} refused: {}", .0.message().destination(), .0.error())]
+    Send(#[source] Box<stompkit_session::SendError>),
+    /// The broker answered with an `ERROR` naming this operation's receipt.
+    #[error("the broker refused it: {}", broker_text(.0))]
+    Broker(Box<stompkit_session::codec::Frame>),
+    /// No receipt arrived within the session's receipt timeout.
+    #[error("no receipt within the receipt timeout (SessionConfig::receipt_timeout)")]
+    ReceiptTimeout,
+    /// The connection ended before the receipt arrived: the outcome is unknown.
+    #[error("the connection ended before the broker confirmed it; the outcome is unknown")]
+    ConnectionLost,
+    /// The message will not be sent; it is handed back.
+    #[error("message to {} dropped: {reason:?}", message.destination())]
+    Dropped {
+        /// Why.
+        reason: stompkit_session::DropReason,
+        /// The message.
+        message: Box<stompkit_session::Message>,
+    },
+    /// The subscription ended (see the reason).
+    #[error("subscription ended: {0:?}")]
+    SubscriptionEnded(stompkit_session::SubscriptionEnd),
+    /// The session gave up connecting ([`stompkit_session::GiveUpReason`]); the last failure
+    /// says why.
+    #[error("gave up connecting ({reason:?}){}", last.as_ref().map(|f| format!(": {}", f.detail)).unwrap_or_default())]
+    GaveUp {
+        /// Why.
+        reason: stompkit_session::GiveUpReason,
+        /// The last failed attempt.
+        last: Option<stompkit_session::Failure>,
+    },
+    /// The client was shut down ([`Client::disconnect`](crate::Client::disconnect), or every
+    /// handle dropped).
+    #[error("the client is closed")]
+    Closed,
+    /// A body is not the JSON the caller expected (or a value could not be serialised).
+    #[cfg(feature = "json")]
+    #[error("JSON body of a message for {destination}: {source}")]
+    Json {
+        /// The destination of the message.
+        destination: String,
+        /// What serde_json said.
+        #[source]
+        source: Arc<serde_json::Error>,
+    },
+}
+
+fn broker_text(frame: &stompkit_session::codec::Frame) -> String {
+    let message = frame.header_str("message").unwrap_or("(no message)");
+    let body = String::from_utf8_lossy(&frame.body()[..frame.body().len().min(200)]);
+    match body.trim() {
+        "" => message.to_owned(),
+        body => format!("{message}: {body}"),
+    }
 }
 
 impl Error {

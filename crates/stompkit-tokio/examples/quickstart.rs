@@ -1,0 +1,40 @@
+//! Publish a few messages and consume them: the shortest useful program.
+//!
+//! ```sh
+//! cargo run -p stompkit-tokio --example quickstart            # a broker on 127.0.0.1:61613
+//! STOMP_URL=ws://guest:guest@127.0.0.1:15674/ws cargo run -p stompkit-tokio --example quickstart
+//! ```
+
+#![allow(clippy::print_stdout)] // an example prints what it does
+
+use futures::StreamExt;
+use stompkit_tokio::{AckMode, Client, Message, Subscribe};
+
+#[tokio::main]
+async fn main() -> Result<(), stompkit_tokio::Error> {
+    let url = std::env::var("STOMP_URL")
+        .unwrap_or_else(|_| "stomp://guest:guest@127.0.0.1:61613".to_owned());
+    let client = Client::connect(&url).await?;
+    println!("connected to {url}");
+
+    let queue = format!("/queue/quickstart-{}", std::process::id());
+    let mut offers = client
+        .subscribe(Subscribe::new(&queue).ack(AckMode::ClientIndividual))
+        .await?;
+
+    for n in 1..=3 {
+        // Confirmed: resolves once the broker has the message (re-sent after a reconnect).
+        client
+            .send_confirmed(Message::new(&queue, format!("offer {n}")))
+            .await?;
+    }
+
+    for _ in 0..3 {
+        let Some(delivery) = offers.next().await else {
+            break;
+        };
+        println!("received {}", String::from_utf8_lossy(delivery.body()));
+        delivery.ack().await?;
+    }
+    client.disconnect().await
+}
