@@ -386,9 +386,15 @@ impl Driver {
                     .transport_closed(now(), attempt, CloseReason::PeerClosed);
             }
             Ok(_) => {
+                let now = now();
                 if let Some(c) = &mut self.connection {
-                    self.session.handle_input(now(), attempt, &c.input);
+                    self.session.handle_input(now, attempt, &c.input);
                     c.input.clear();
+                }
+                // Input comes first, but a broker that never pauses must not starve the
+                // timers (our heart-beats): run what is due once this input is in.
+                if self.session.poll_timeout().is_some_and(|t| t <= now) {
+                    self.session.handle_timeout(now);
                 }
             }
             Err(error) => {
