@@ -167,6 +167,10 @@ pub enum DropReason {
     Overflow,
     /// The session closed with the message still queued.
     SessionClosed,
+    /// A message without receipt was written into the session's output, but the connection
+    /// ended before the driver took the bytes (a frame later in the same input ended it).
+    /// It never reached the transport.
+    ConnectionLost,
     /// It could not be written in the negotiated version (checked when queued against
     /// every offered version, so this should not happen).
     Unencodable(Error),

@@ -118,6 +118,9 @@ pub struct Session {
     out: BytesMut,
     /// Where each frame or heart-beat in `out` ends.
     out_ends: Vec<usize>,
+    /// `SEND`s without receipt in `out`, kept until the driver takes the bytes: if the
+    /// connection ends first (a later frame of the same input), each is reported dropped.
+    unpolled_sends: Vec<(SendId, Message)>,
     /// Whether the last item decoded was a frame (an EOL right after it is no heart-beat).
     after_frame: bool,
     events: VecDeque<Event>,
@@ -210,6 +213,7 @@ impl Session {
             inbuf: BytesMut::new(),
             out: BytesMut::new(),
             out_ends: Vec::new(),
+            unpolled_sends: Vec::new(),
             after_frame: false,
             events: VecDeque::new(),
             directives: VecDeque::new(),
@@ -314,6 +318,8 @@ impl Session {
             return None;
         }
         let chunk = self.out.split().freeze();
+        // Handed to the driver: written as far as the session can tell.
+        self.unpolled_sends.clear();
         // Start the next buffer at the size this one reached, so a burst of frames does not
         // grow it by doubling again every time (bounded, so one huge frame is not repeated).
         self.out.reserve(chunk.len().min(64 * 1024));
@@ -1439,6 +1445,9 @@ impl Session {
         self.healthy_at = None;
         self.disconnect = None;
         self.inbuf.clear();
+        for (id, message) in std::mem::take(&mut self.unpolled_sends) {
+            self.drop_message(id, message, DropReason::ConnectionLost);
+        }
         self.out.clear();
         self.out_ends.clear();
         self.stats.connected_since = None;
@@ -1683,6 +1692,8 @@ impl Session {
                 in_flight.receipt = n;
                 self.unconfirmed.insert(id, in_flight);
             }
+        } else {
+            self.unpolled_sends.push((id, in_flight.message));
         }
         Ok(())
     }
