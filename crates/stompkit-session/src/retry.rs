@@ -69,6 +69,12 @@ impl Retry {
         self.report(Outcome::Success, now);
     }
 
+    /// The caller starts connecting afresh: the backoff's delays and give-up limit start
+    /// over (the breaker keeps its state: it is about the broker, not the caller).
+    pub(crate) fn restart(&mut self) {
+        self.backoff.reset();
+    }
+
     /// The attempt was abandoned by the caller; says nothing about the broker.
     pub(crate) fn cancelled(&mut self, now: Instant) {
         self.report(Outcome::Cancelled, now);

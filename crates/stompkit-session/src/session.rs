@@ -28,7 +28,7 @@ const RECEIPT_PREFIX: &str = "rcpt-";
 enum Phase {
     /// No transport.
     Down,
-    /// `OpenTransport` emitted; waiting for `transport_connected`.
+    /// `Directive::Open` given; waiting for `transport_connected`.
     Opening,
     /// `CONNECT` written; waiting for `CONNECTED`.
     Handshaking,
@@ -98,13 +98,12 @@ struct TransactionAcks(Vec<(SubscriptionId, DeliveryId, bool)>);
 ///    ([`transport_connected`](Self::transport_connected),
 ///    [`handle_input`](Self::handle_input), [`transport_closed`](Self::transport_closed)) and
 ///    [`handle_timeout`](Self::handle_timeout) when the deadline passes;
-/// 2. then drains [`poll_transmit`](Self::poll_transmit) (write the bytes, in order, to the
-///    transport) and [`poll_event`](Self::poll_event) (act on `OpenTransport` and
-///    `CloseTransport`, hand the rest to the application);
-/// 3. sleeps until input arrives or [`poll_timeout`](Self::poll_timeout) passes.
-///
-/// Drain transmits before handing the session new input from another transport: bytes left
-/// in the session when the transport drops are discarded with it.
+/// 2. then drains [`poll_directive`](Self::poll_directive) (open or close a transport),
+///    [`poll_transmit`](Self::poll_transmit) (write the bytes, in order, to the current
+///    attempt's transport) and [`poll_event`](Self::poll_event) (hand them to the
+///    application), in that order;
+/// 3. sleeps until input arrives or [`poll_timeout`](Self::poll_timeout) passes, and
+///    handles available input before the timers.
 ///
 /// See the crate documentation for a complete driver loop and `docs/session.md` for the
 /// state machine and the delivery guarantees.
@@ -379,13 +378,16 @@ impl Session {
 
     // ---------------------------------------------------------------- inputs
 
-    /// Starts connecting (from [`State::Idle`] or [`State::Closed`]); does nothing in other
-    /// states. Emits [`Event::OpenTransport`] unless the circuit breaker is open.
+    /// Starts connecting (from [`State::Idle`] or [`State::Closed`]), with the backoff's
+    /// delays and give-up limit started over; does nothing in other states. Gives
+    /// [`Directive::Open`] unless the circuit breaker is open.
     pub fn connect(&mut self, now: Instant) {
         if matches!(self.state, State::Idle | State::Closed) {
             self.attempts_since_success = 0;
             self.auth_failures = 0;
             self.oversized_in_a_row = 0;
+            // Else a session that gave up (RetriesExhausted) would give up again after one try.
+            self.retry.restart();
             self.start_attempt(now, Cause::ConnectRequested);
         }
     }

@@ -616,3 +616,22 @@ fn a_send_without_receipt_the_connection_ends_on_before_it_is_written_is_reporte
         .collect();
     assert_eq!(lost, ["m6"]);
 }
+
+#[test]
+fn connect_after_giving_up_gets_the_whole_retry_budget_again() {
+    let budget = BackoffConfig::constant(ms(100)).max_attempts(Some(2));
+    let config = SessionConfig::default()
+        .with_backoff(budget)
+        .with_breaker(BreakerConfig::default().no_consecutive_failures());
+    let mut net = Net::new(0, Instant::now());
+    net.session = Session::new(config, net.now).expect("valid config");
+    net.reachable = false;
+    for round in 1..=2 {
+        net.session.connect(net.now);
+        net.pump();
+        net.advance(secs(5));
+        assert_eq!(net.session.state(), State::Closed);
+        let tries = net.session.stats().attempts;
+        assert_eq!(tries, 3 * round, "first try and 2 retries in round {round}");
+    }
+}
