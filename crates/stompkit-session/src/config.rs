@@ -11,7 +11,8 @@ use crate::Error;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OverflowPolicy {
     /// [`Session::send`](crate::Session::send) fails with
-    /// [`SendError::QueueFull`](crate::SendError::QueueFull), handing the message back.
+    /// [`Error::QueueFull`](crate::Error::QueueFull) in a [`SendError`](crate::SendError),
+    /// handing the message back.
     #[default]
     RejectNew,
     /// The new message is queued; the oldest message of the lowest priority present is
