@@ -245,9 +245,9 @@ pub enum Directive {
     /// fresh credentials (or [`transport_closed`](crate::Session::transport_closed) if it
     /// fails).
     Open(Attempt),
-    /// Close this attempt's transport, after writing what
-    /// [`poll_transmit`](crate::Session::poll_transmit) still holds for it. Do not report
-    /// its closing afterwards.
+    /// Close this attempt's transport once the transmits already taken from
+    /// [`poll_transmit`](crate::Session::poll_transmit) are written (nothing more comes for
+    /// it). Do not report its closing afterwards.
     Close(Attempt),
 }
 

@@ -131,8 +131,11 @@ pub struct Session {
     auth_failures: u32,
     ever_connected: bool,
     connect_deadline: Option<Instant>,
-    /// While connected and not yet healthy: when the connection will count as healthy.
+    /// While connected and not yet healthy: when the connection will count as healthy
+    /// (`None` with `healthy_after` past what an `Instant` holds: never).
     healthy_at: Option<Instant>,
+    /// The open connection stayed up for `healthy_after`.
+    healthy: bool,
     /// Connections in a row that ended on a frame over the decoder's limits before
     /// becoming healthy.
     oversized_in_a_row: u32,
@@ -222,6 +225,7 @@ impl Session {
             ever_connected: false,
             connect_deadline: None,
             healthy_at: None,
+            healthy: false,
             oversized_in_a_row: 0,
             connection: 0,
             link: None,
@@ -305,7 +309,7 @@ impl Session {
     /// Whether the open connection has proved healthy (stayed up for
     /// [`healthy_after`](SessionConfig::healthy_after)).
     pub fn is_healthy(&self) -> bool {
-        self.state == State::Connected && self.healthy_at.is_none()
+        self.state == State::Connected && self.healthy
     }
 
     // ---------------------------------------------------------------- outputs
@@ -632,9 +636,17 @@ impl Session {
     /// The connection stayed up long enough: the backoff and failure counts start over.
     fn became_healthy(&mut self, now: Instant) {
         self.healthy_at = None;
+        self.healthy = true;
         self.retry.succeeded(now);
         self.attempts_since_success = 0;
         self.oversized_in_a_row = 0;
+        // Strikes count connections refused in a row: a healthy one breaks the row.
+        for in_flight in self.unconfirmed.values_mut() {
+            in_flight.strikes = 0;
+        }
+        for sub in self.subscriptions.values_mut() {
+            sub.strikes = 0;
+        }
         tracing::debug!(attempt = self.attempt, "connection healthy");
     }
 
@@ -1445,6 +1457,7 @@ impl Session {
         self.link = None;
         self.connect_deadline = None;
         self.healthy_at = None;
+        self.healthy = false;
         self.disconnect = None;
         self.inbuf.clear();
         for (id, message) in std::mem::take(&mut self.unpolled_sends) {

@@ -455,6 +455,10 @@ fn timeouts_of_duration_max_mean_never_and_do_not_overflow() {
     assert_eq!(sim.session.poll_timeout(), None);
     sim.advance(secs(3600));
     assert_eq!(sim.session.unconfirmed(), 1, "still waiting, no timeout");
+    assert!(
+        !sim.session.is_healthy(),
+        "healthy_after of Duration::MAX: never healthy"
+    );
     sim.session.disconnect(sim.now);
     sim.pump();
     assert_eq!(sim.session.poll_timeout(), None);
