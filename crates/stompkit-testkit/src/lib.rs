@@ -1,0 +1,40 @@
+//! A STOMP broker for tests and demos.
+//!
+//! - [`Broker`] is a sans-IO broker core with the shape of the stompkit session: bytes and
+//!   [`Instant`](std::time::Instant)s in; bytes, closes, events and deadlines out, per
+//!   connection. Tests drive it in virtual time, with no sockets and no sleeping.
+//! - With the default `embedded` feature, [`EmbeddedBroker`] serves the same core over TCP
+//!   and WebSocket on ephemeral loopback ports.
+//!
+//! The core speaks STOMP 1.0, 1.1 and 1.2 and imitates a real broker's [`Dialect`]: queues
+//! (each message to one consumer, in turn), topics (each message to every subscriber),
+//! `auto`, `client` (cumulative) and `client-individual` acknowledgements with redelivery
+//! (`redelivered:true`) of what a consumer left unacknowledged, `NACK`, receipts,
+//! heart-beats both ways with loss detection, transactions, and an `ERROR` followed by a
+//! close for anything malformed or over a [limit](BrokerLimits).
+//!
+//! ```
+//! use std::time::Instant;
+//! use stompkit_testkit::{Broker, BrokerConfig};
+//!
+//! let now = Instant::now();
+//! let mut broker = Broker::new(BrokerConfig::default())?;
+//! let consumer = broker.open(now)?;
+//! broker.handle_input(now, consumer, b"CONNECT\naccept-version:1.2\n\n\0");
+//! broker.handle_input(now, consumer, b"SUBSCRIBE\nid:0\ndestination:/queue/jobs\n\n\0");
+//! broker.publish("/queue/jobs", &[], "hello")?;
+//! let out = broker.poll_transmit(consumer).expect("CONNECTED and MESSAGE");
+//! assert!(out.ends_with(b"\n\nhello\0\n"));
+//! # Ok::<(), stompkit_testkit::Error>(())
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod broker;
+mod config;
+mod error;
+
+pub use broker::{Broker, BrokerEvent, BrokerStats, CloseReason, ConnectionId, Held};
+pub use config::{BrokerConfig, BrokerLimits, Dialect};
+pub use error::Error;

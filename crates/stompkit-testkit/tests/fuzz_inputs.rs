@@ -1,0 +1,1 @@
+//! The fuzzing driver on fixed inputs.
