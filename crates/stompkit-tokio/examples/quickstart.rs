@@ -7,15 +7,22 @@
 
 #![allow(clippy::print_stdout)] // an example prints what it does
 
+use std::time::Duration;
+
 use futures::StreamExt;
-use stompkit_tokio::{AckMode, Client, Message, Subscribe};
+use stompkit_tokio::{AckMode, Client, Endpoint, Message, Subscribe};
+use tokio::time::timeout;
+
+/// Bound of each wait: the connection, a delivery.
+const WAIT: Duration = Duration::from_secs(10);
 
 #[tokio::main]
-async fn main() -> Result<(), stompkit_tokio::Error> {
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::var("STOMP_URL")
         .unwrap_or_else(|_| "stomp://guest:guest@127.0.0.1:61613".to_owned());
-    let client = Client::connect(&url).await?;
-    println!("connected to {url}");
+    let client = timeout(WAIT, Client::connect(&url)).await??;
+    // An endpoint displays without its passcode.
+    println!("connected to {}", url.parse::<Endpoint>()?);
 
     let queue = format!("/queue/quickstart-{}", std::process::id());
     let mut offers = client
@@ -30,11 +37,12 @@ async fn main() -> Result<(), stompkit_tokio::Error> {
     }
 
     for _ in 0..3 {
-        let Some(delivery) = offers.next().await else {
+        let Some(delivery) = timeout(WAIT, offers.next()).await? else {
             break;
         };
         println!("received {}", String::from_utf8_lossy(delivery.body()));
         delivery.ack().await?;
     }
-    client.disconnect().await
+    client.disconnect().await?;
+    Ok(())
 }
