@@ -1,7 +1,8 @@
 //! Project automation, run as `cargo xtask <task>`.
 //!
 //! - `ci`: everything CI checks, in the order a failure is cheapest to find: formatting,
-//!   clippy, tests (unit, integration, property, doc, fuzz-corpus replay), documentation
+//!   clippy, tests (unit, integration, property, doc, fuzz-corpus replay), the stompkit-tokio
+//!   examples against the local RabbitMQ, documentation
 //!   with default and with all features, the library crates built with their MSRV toolchain,
 //!   and the library crates' packaged copies tested on their own.
 //! - `fuzz [--seconds N] [--merge]`: every cargo-fuzz target for N seconds each (nightly
@@ -84,6 +85,49 @@ fn ci() -> Result<(), String> {
             "--locked",
         ])
         .envs(broker_env.clone()))?;
+    // Every stompkit-tokio example against the local broker, job_offers through a restart of
+    // its node. Each bounds its own waits; `timeout` (coreutils) bounds the rest.
+    run(Command::new(&cargo).args([
+        "build",
+        "-p",
+        "stompkit-tokio",
+        "--examples",
+        "--all-features",
+        "--locked",
+    ]))?;
+    let broker_var = |key: &str| {
+        broker_env
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .ok_or(format!("{key} is not set by the broker start"))
+    };
+    let examples = [
+        ("quickstart", broker_var("STOMPKIT_RABBITMQ_TCP")?, vec![]),
+        (
+            "request_reply",
+            broker_var("STOMPKIT_RABBITMQ_TCP")?,
+            vec![],
+        ),
+        (
+            "job_offers",
+            broker_var("STOMPKIT_RABBITMQ_WS")?,
+            vec![
+                "--demo".to_owned(),
+                "--restart-node".to_owned(),
+                broker_var("STOMPKIT_RABBITMQ_NODE")?,
+            ],
+        ),
+    ];
+    for (example, url, args) in examples {
+        run(Command::new("timeout")
+            .args(["--kill-after=10", "180"])
+            .arg(&cargo)
+            .args(["run", "--locked", "-p", "stompkit-tokio", "--all-features"])
+            .args(["--example", example, "--"])
+            .args(args)
+            .env("STOMP_URL", url))?;
+    }
     // `--all-targets` leaves out doc tests; they run here.
     run(Command::new(&cargo)
         .args(["test", "--workspace", "--doc", "--all-features", "--locked"])
