@@ -196,14 +196,15 @@ fn fuzz(args: &[String]) -> Result<(), String> {
             .arg("--")
             .arg(format!("-max_total_time={seconds}")))?;
         if merge {
-            // `-merge=1` copies into the first directory only the inputs of the others that
-            // add coverage it lacks, so the committed corpus grows by a minimal set.
+            // Copies into the first directory a smallest set of the work inputs that covers
+            // the edges it lacks (hit counts ignored), so the committed corpus grows by a few
+            // files, not by every input that bumped a counter.
             run(Command::new("cargo")
                 .current_dir(&root)
                 .args(["+nightly", "fuzz", "run", target])
                 .arg(&committed)
                 .arg(&work)
-                .args(["--", "-merge=1"]))?;
+                .args(["--", "-set_cover_merge=1", "-use_counters=0"]))?;
         }
     }
     Ok(())
