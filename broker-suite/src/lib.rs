@@ -82,6 +82,10 @@ fn workspace_root() -> PathBuf {
 
 /// Each variable from the process environment first, then from the file.
 fn load(file: &Path) -> Option<BrokerEnv> {
+    load_from(|key| std::env::var(key).ok(), file)
+}
+
+fn load_from(var: impl Fn(&str) -> Option<String>, file: &Path) -> Option<BrokerEnv> {
     let from_file: HashMap<String, String> = std::fs::read_to_string(file)
         .map(|text| {
             text.lines()
@@ -92,8 +96,7 @@ fn load(file: &Path) -> Option<BrokerEnv> {
         .unwrap_or_default();
     let get = |name: &str| {
         let key = format!("STOMPKIT_RABBITMQ_{name}");
-        std::env::var(&key)
-            .ok()
+        var(&key)
             .or_else(|| from_file.get(&key).cloned())
             .filter(|v| !v.is_empty())
     };
@@ -353,5 +356,39 @@ impl Drop for StoppedNode {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_means_no_broker() {
+        assert!(load_from(|_| None, Path::new("/nonexistent/stompkit/env")).is_none());
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_file() {
+        let dir = std::env::temp_dir().join(unique("env-test"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("env");
+        std::fs::write(
+            &file,
+            "STOMPKIT_RABBITMQ_TCP=stomp://127.0.0.1:1\nSTOMPKIT_RABBITMQ_TLS=stomp+ssl://localhost:2\n\
+             STOMPKIT_RABBITMQ_WS=ws://127.0.0.1:3/ws\nSTOMPKIT_RABBITMQ_CA=/ca.pem\n\
+             STOMPKIT_RABBITMQ_NODE=rabbit@localhost\n",
+        )
+        .expect("env file");
+        let env = load_from(
+            |key| (key == "STOMPKIT_RABBITMQ_TCP").then(|| "stomp://127.0.0.1:9".to_owned()),
+            &file,
+        )
+        .expect("complete");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(env.tcp, "stomp://127.0.0.1:9");
+        assert_eq!(env.ws, "ws://127.0.0.1:3/ws");
+        assert_eq!(env.ca, PathBuf::from("/ca.pem"));
+        assert!(env.cluster.is_none() && env.nodes.is_none());
     }
 }
