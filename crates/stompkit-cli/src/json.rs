@@ -78,6 +78,11 @@ impl<'a> OutLine<'a> {
             Item::Heartbeat => Self::Heartbeat { heartbeat: true },
         }
     }
+
+    /// The line for a frame (a received `MESSAGE`).
+    pub(crate) fn from_frame(frame: &'a Frame) -> Self {
+        Self::Frame(OutFrame::new(frame))
+    }
 }
 
 impl<'a> OutFrame<'a> {

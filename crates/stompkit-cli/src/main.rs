@@ -8,9 +8,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use stompkit_codec::Version;
 
+mod connect;
 mod decode;
 mod encode;
 mod json;
+mod send;
+mod subscribe;
 
 /// Tools for STOMP 1.0, 1.1 and 1.2 byte streams.
 #[derive(Debug, Parser)]
@@ -18,7 +21,9 @@ mod json;
 #[command(
     after_help = "Exit status: 0 on success, 1 on an I/O error, 2 on invalid \
      input (a STOMP protocol error, truncated input, invalid JSON or a frame the encoder \
-     refuses) or invalid arguments."
+     refuses), invalid arguments, or a broker problem (unreachable, refused credentials or \
+     messages, a certificate that does not verify, messages not confirmed or not received \
+     in time)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -29,6 +34,8 @@ struct Cli {
 enum Cmd {
     Decode(decode::Args),
     Encode(encode::Args),
+    Send(send::Args),
+    Subscribe(subscribe::Args),
 }
 
 /// A STOMP protocol version, as given on the command line.
@@ -61,6 +68,15 @@ enum Failure {
     Io(io::Error),
 }
 
+/// The runtime of `send` and `subscribe`: two threads, so that a blocked stdout never
+/// holds up the client's heart-beats.
+fn runtime() -> io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}
+
 impl From<io::Error> for Failure {
     fn from(e: io::Error) -> Self {
         Self::Io(e)
@@ -72,6 +88,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Cmd::Decode(args) => decode::run(&args),
         Cmd::Encode(args) => encode::run(&args),
+        Cmd::Send(args) => send::run(&args),
+        Cmd::Subscribe(args) => subscribe::run(&args),
     };
     let (message, status) = match result {
         Ok(()) => return ExitCode::SUCCESS,
