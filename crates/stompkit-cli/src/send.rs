@@ -18,12 +18,14 @@ const IN_FLIGHT: usize = 128;
 /// Send messages to a destination
 ///
 /// The body is BODY, or stdin read to its end when BODY is absent. With --count N, N
-/// messages are sent and "{n}" in the body is replaced by each one's number, from 1.
+/// messages are sent, and each "{ n }" in the body (written without the spaces: clap's
+/// help cannot show it) is replaced by the message's number, from 1.
 ///
-/// Without --receipt a message counts as sent once written; an ERROR from the broker ends
-/// the command with the broker's message. With --receipt each message is confirmed by the
-/// broker, and re-sent after a reconnect until it is (at least once); the exit status is 2
-/// if any was not confirmed.
+/// Without --receipt a message counts as sent once written (at most once): an ERROR from
+/// the broker stops the command with the broker's message, but one that comes after the
+/// command ended goes unnoticed. With --receipt each message is confirmed by the broker and
+/// re-sent after a reconnect until it is (at least once); an ERROR ends the command at once
+/// and the exit status is 2 if any message was not confirmed.
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct Args {
@@ -40,7 +42,8 @@ pub(crate) struct Args {
     #[arg(value_name = "BODY")]
     body: Option<String>,
 
-    /// How many messages to send ("{n}" in the body is replaced by 1, 2, ...)
+    /// How many messages to send (each "{ n }" in the body, without the spaces, becomes
+    /// 1, 2, ...)
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     count: u64,
 

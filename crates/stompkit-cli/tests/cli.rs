@@ -580,3 +580,232 @@ fn version_and_help() {
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("Usage: stompkit <COMMAND>"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// send and subscribe: errors found before or without a broker (tests/broker.rs has the rest)
+
+#[test]
+fn send_and_subscribe_refuse_bad_arguments() {
+    for args in [
+        &[
+            "send",
+            "stomp://127.0.0.1:1",
+            "/queue/a",
+            "x",
+            "--header",
+            "nocolon",
+        ][..],
+        &[
+            "send",
+            "stomp://127.0.0.1:1",
+            "/queue/a",
+            "x",
+            "--header",
+            ":v",
+        ],
+        &[
+            "send",
+            "stomp://127.0.0.1:1",
+            "/queue/a",
+            "x",
+            "--count",
+            "0",
+        ],
+        &[
+            "subscribe",
+            "stomp://127.0.0.1:1",
+            "/queue/a",
+            "--ack",
+            "sometimes",
+        ],
+        &[
+            "subscribe",
+            "stomp://127.0.0.1:1",
+            "/queue/a",
+            "--heart-beat",
+            "10",
+        ],
+        &[
+            "subscribe",
+            "stomp://127.0.0.1:1",
+            "/queue/a",
+            "--timeout",
+            "0",
+        ],
+        &[
+            "subscribe",
+            "stomp://127.0.0.1:1",
+            "/queue/a",
+            "--max-frame-bytes",
+            "0",
+        ],
+    ] {
+        let output = run(args, b"");
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&output).starts_with("error: invalid value"),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+    let output = run(&["send", "stomp://127.0.0.1:1"], b"");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("<DEST>"), "{}", stderr(&output));
+}
+
+#[test]
+fn send_refuses_unknown_schemes_and_bad_urls_in_one_line() {
+    let output = run(&["send", "amqp://127.0.0.1", "/queue/a", "x"], b"");
+    let err = fails(&output);
+    assert!(err.contains("unknown scheme `amqp`"), "{err}");
+    let output = run(
+        &[
+            "subscribe",
+            "stomp://127.0.0.1:1,,stomp://127.0.0.1:2",
+            "/queue/a",
+        ],
+        b"",
+    );
+    let err = fails(&output);
+    assert!(err.contains("endpoint 2 of the list is empty"), "{err}");
+    let output = run(
+        &["send", "stomp://u:secret@127.0.0.1:99999", "/queue/a", "x"],
+        b"",
+    );
+    let err = fails(&output);
+    assert!(!err.contains("secret"), "{err}");
+}
+
+#[test]
+fn send_checks_the_ca_file_before_connecting() {
+    let output = run(
+        &[
+            "send",
+            "stomp+ssl://127.0.0.1:1",
+            "/queue/a",
+            "x",
+            "--ca",
+            "/nonexistent/ca.pem",
+        ],
+        b"",
+    );
+    let err = fails(&output);
+    assert!(
+        err.contains("cannot read --ca /nonexistent/ca.pem"),
+        "{err}"
+    );
+
+    let not_pem = std::env::temp_dir().join(format!("stompkit-cli-not-pem-{}", std::process::id()));
+    std::fs::write(&not_pem, "not a certificate").expect("write");
+    let output = run(
+        &[
+            "send",
+            "stomp+ssl://127.0.0.1:1",
+            "/queue/a",
+            "x",
+            "--ca",
+            not_pem.to_str().expect("UTF-8 path"),
+        ],
+        b"",
+    );
+    let _ = std::fs::remove_file(&not_pem);
+    let err = fails(&output);
+    assert!(err.contains("holds no PEM certificate"), "{err}");
+}
+
+#[test]
+fn an_unreachable_broker_fails_after_the_reconnect_budget() {
+    // Nothing listens on port 1: each attempt is refused at once.
+    let output = run(
+        &[
+            "send",
+            "stomp://127.0.0.1:1",
+            "/queue/a",
+            "x",
+            "--max-reconnects",
+            "1",
+        ],
+        b"",
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let lines: Vec<&str> = stderr(&output).lines().collect();
+    // The first attempt failed and was retried once; the second ends the command.
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].starts_with("stompkit: attempt 1 to stomp://127.0.0.1:1 failed: "),
+        "{lines:?}"
+    );
+    assert!(lines[1].starts_with("error: cannot connect: "), "{lines:?}");
+    assert!(lines[1].contains("--max-reconnects 1"), "{lines:?}");
+
+    let output = run(
+        &[
+            "subscribe",
+            "stomp://127.0.0.1:1",
+            "/queue/a",
+            "--max-reconnects",
+            "0",
+        ],
+        b"",
+    );
+    let err = fails(&output);
+    assert!(err.contains("Connection refused"), "{err}");
+}
+
+#[test]
+fn send_reads_a_bounded_body_from_stdin() {
+    let output = run(
+        &[
+            "send",
+            "stomp://127.0.0.1:1",
+            "/queue/a",
+            "--max-frame-bytes",
+            "10",
+        ],
+        &[b'x'; 11],
+    );
+    let err = fails(&output);
+    assert!(err.contains("over --max-frame-bytes 10"), "{err}");
+}
+
+#[test]
+fn send_and_subscribe_help_lists_their_flags() {
+    let common = [
+        "--login",
+        "--passcode",
+        "STOMP_PASSCODE",
+        "--host",
+        "--heart-beat",
+        "--ca",
+        "--max-reconnects",
+        "--receipt-timeout",
+        "--max-frame-bytes",
+        "--header",
+    ];
+    let output = run(&["send", "--help"], b"");
+    let help = ok(&output);
+    for flag in common
+        .iter()
+        .chain(&["--count", "--receipt", "--content-type", "{ n }"])
+    {
+        assert!(help.contains(flag), "{flag}: {help}");
+    }
+    let output = run(&["subscribe", "--help"], b"");
+    let help = ok(&output);
+    for flag in common.iter().chain(&[
+        "--ack",
+        "client-individual",
+        "--count",
+        "--timeout",
+        "--json",
+    ]) {
+        assert!(help.contains(flag), "{flag}: {help}");
+    }
+    // The passcode from the environment is not shown in the help.
+    let output = Command::new(BIN)
+        .args(["send", "--help"])
+        .env("STOMP_PASSCODE", "hunter2-secret")
+        .output()
+        .expect("run stompkit");
+    assert!(!ok(&output).contains("hunter2-secret"));
+}
