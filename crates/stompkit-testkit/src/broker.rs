@@ -173,6 +173,9 @@ enum State {
 
 #[derive(Debug)]
 struct Conn {
+    id: ConnectionId,
+    /// Listed in `Broker::ready` (its output is not empty).
+    ready: bool,
     state: State,
     version: Version,
     decoder: Decoder,
@@ -240,6 +243,7 @@ pub struct Broker {
     topics: HashMap<String, Vec<(ConnectionId, String)>>,
     timers: BTreeSet<(Instant, ConnectionId)>,
     closing: VecDeque<ConnectionId>,
+    ready: VecDeque<ConnectionId>,
     events: Option<VecDeque<BrokerEvent>>,
     stats: BrokerStats,
 }
@@ -257,6 +261,7 @@ impl Broker {
             topics: HashMap::new(),
             timers: BTreeSet::new(),
             closing: VecDeque::new(),
+            ready: VecDeque::new(),
             events: None,
             stats: BrokerStats::default(),
         })
@@ -297,6 +302,8 @@ impl Broker {
         self.next_conn += 1;
         let limits = self.config.limits.frame;
         let conn = Conn {
+            id,
+            ready: false,
             state: State::AwaitingConnect,
             version: Version::V1_2,
             // 1.2 until negotiated: it is the only version that allows CRLF, and CONNECT
@@ -367,6 +374,7 @@ impl Broker {
             return None;
         }
         let bytes = conn.out.split().freeze();
+        conn.ready = false;
         // Room in the output: messages held back for this connection can flow again.
         if conn.state == State::Open {
             let queues: Vec<QueueKey> = conn.subs.values().map(|s| s.queue.clone()).collect();
@@ -375,6 +383,17 @@ impl Broker {
             }
         }
         Some(bytes)
+    }
+
+    /// A connection that has bytes for [`poll_transmit`](Self::poll_transmit), so drivers
+    /// need not ask every connection. Each is named once until its output is taken.
+    pub fn poll_output(&mut self) -> Option<ConnectionId> {
+        while let Some(id) = self.ready.pop_front() {
+            if self.conns.get(&id).is_some_and(|c| c.ready) {
+                return Some(id);
+            }
+        }
+        None
     }
 
     /// A connection the broker is done with: write what
@@ -462,6 +481,7 @@ impl Broker {
                 if now >= due {
                     conn.out.extend_from_slice(b"\n");
                     conn.last_out = now;
+                    mark_ready(conn, &mut self.ready);
                 }
             }
             self.schedule(id);
@@ -615,6 +635,7 @@ impl Broker {
             if let Some(conn) = self.conns.get_mut(&id) {
                 emit(
                     conn,
+                    &mut self.ready,
                     dialect,
                     now,
                     Command::Receipt,
@@ -653,7 +674,15 @@ impl Broker {
                 }
                 headers.push((b"heart-beat", heart_beat.as_bytes()));
                 headers.push((b"version", version.as_str().as_bytes()));
-                emit(conn, dialect, now, Command::Connected, &headers, b"");
+                emit(
+                    conn,
+                    &mut self.ready,
+                    dialect,
+                    now,
+                    Command::Connected,
+                    &headers,
+                    b"",
+                );
                 conn.send_every = (send_heartbeats && !send.is_zero()).then_some(send);
                 conn.expect_every = (!expect.is_zero()).then_some(expect);
                 tracing::debug!(%id, %version, heart_beat, "connected");
@@ -908,7 +937,15 @@ impl Broker {
                 return;
             };
             let conn = self.conns.get_mut(&c).expect("chosen above");
-            deliver(conn, dialect, now, &s, stored, &mut self.stats);
+            deliver(
+                conn,
+                &mut self.ready,
+                dialect,
+                now,
+                &s,
+                stored,
+                &mut self.stats,
+            );
         }
     }
 
@@ -1252,6 +1289,7 @@ impl Broker {
         headers.push((b"content-length", length.as_bytes()));
         if !emit(
             conn,
+            &mut self.ready,
             dialect,
             now,
             Command::Error,
@@ -1261,6 +1299,7 @@ impl Broker {
             headers.retain(|(n, _)| *n != b"receipt-id");
             emit(
                 conn,
+                &mut self.ready,
                 dialect,
                 now,
                 Command::Error,
@@ -1294,6 +1333,14 @@ impl Broker {
     }
 }
 
+/// Lists the connection in `ready` once, when its output stops being empty.
+fn mark_ready(conn: &mut Conn, ready: &mut VecDeque<ConnectionId>) {
+    if !conn.ready {
+        conn.ready = true;
+        ready.push_back(conn.id);
+    }
+}
+
 /// `from + every * times`, or `None` past the end of time.
 fn deadline(from: Instant, every: Duration, times: u32) -> Option<Instant> {
     from.checked_add(every.checked_mul(times)?)
@@ -1303,6 +1350,7 @@ fn deadline(from: Instant, every: Duration, times: u32) -> Option<Instant> {
 /// refuses a header (one that the negotiated version cannot carry); nothing is written then.
 fn emit(
     conn: &mut Conn,
+    ready: &mut VecDeque<ConnectionId>,
     dialect: Dialect,
     now: Instant,
     command: Command,
@@ -1318,6 +1366,7 @@ fn emit(
                 conn.out.extend_from_slice(b"\n");
             }
             conn.last_out = now;
+            mark_ready(conn, ready);
             true
         }
         Err(e) => {
@@ -1330,6 +1379,7 @@ fn emit(
 /// Writes a `MESSAGE` and remembers it until acknowledged unless the subscription is `auto`.
 fn deliver(
     conn: &mut Conn,
+    ready: &mut VecDeque<ConnectionId>,
     dialect: Dialect,
     now: Instant,
     sub_id: &str,
@@ -1372,10 +1422,26 @@ fn deliver(
         fixed
     };
     headers.push((b"content-length", length.as_bytes()));
-    if !emit(conn, dialect, now, Command::Message, &headers, &msg.body) {
+    if !emit(
+        conn,
+        ready,
+        dialect,
+        now,
+        Command::Message,
+        &headers,
+        &msg.body,
+    ) {
         // A header the subscriber's version cannot carry: deliver without the sender's.
         headers.drain(fixed..headers.len() - 1);
-        emit(conn, dialect, now, Command::Message, &headers, &msg.body);
+        emit(
+            conn,
+            ready,
+            dialect,
+            now,
+            Command::Message,
+            &headers,
+            &msg.body,
+        );
     }
     stats.delivered += 1;
     if stored.redelivered {

@@ -35,6 +35,10 @@ mod broker;
 mod config;
 mod error;
 
+#[cfg(feature = "__fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use broker::{Broker, BrokerEvent, BrokerStats, CloseReason, ConnectionId, Held};
 pub use config::{BrokerConfig, BrokerLimits, Dialect};
 pub use error::Error;
