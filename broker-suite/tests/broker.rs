@@ -607,8 +607,11 @@ async fn poisoned_send_ends_with_an_error_and_no_duplicates() {
             ..
         }) => {
             assert!(frame.header_str("message").is_some(), "{frame:?}");
+            eprintln!("poisoned SEND dropped: {:?}", frame.header_str("message"));
         }
-        Err(Error::Broker(_)) => {}
+        Err(Error::Broker(frame)) => {
+            eprintln!("poisoned SEND refused: {:?}", frame.header_str("message"));
+        }
         other => panic!("the SEND to a missing exchange must fail, got {other:?}"),
     }
     good.expect("the good message is confirmed");
@@ -620,6 +623,7 @@ async fn poisoned_send_ends_with_an_error_and_no_duplicates() {
         "exactly one copy of the good message"
     );
     let stats = within("stats", producer.stats()).await.expect("stats");
+    eprintln!("{} attempts", stats.attempts);
     assert!(stats.attempts <= 5, "no reconnect storm: {stats:?}");
     disconnect(producer).await;
     disconnect(consumer).await;
@@ -668,6 +672,7 @@ async fn refused_subscription_ends_without_a_reconnect_storm() {
     })
     .await;
     let stats = within("stats", client.stats()).await.expect("stats");
+    eprintln!("{} attempts", stats.attempts);
     assert!(stats.attempts <= 5, "no reconnect storm: {stats:?}");
     // Still usable, and no more attempts: a round trip on the same connection.
     let other = TestQueue::new("after-refusal");
