@@ -4,7 +4,7 @@
 //!
 //! The input is structured: libFuzzer's bytes become a `FrameInput` through its `Arbitrary`
 //! impl, which reads a small fixed layout so that hand-written seeds stay readable. The corpus
-//! replay on stable (`crates/stompkit-codec/tests/fuzz_corpus.rs`) builds it the same way.
+//! replay on stable (`repo-tests/tests/fuzz_corpus.rs`) builds it the same way.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

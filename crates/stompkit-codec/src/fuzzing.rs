@@ -1,5 +1,5 @@
-//! Invariant checks shared by the cargo-fuzz targets in `fuzz/` and by `tests/fuzz_corpus.rs`,
-//! which replays their corpus on stable. Not a public API: compiled only with the internal
+//! Invariant checks shared by the cargo-fuzz targets in `fuzz/` and by the repository's
+//! `repo-tests/tests/fuzz_corpus.rs`, which replays their corpus on stable. Not a public API: compiled only with the internal
 //! `__fuzzing` feature, hidden from the docs, free to change in any release.
 //!
 //! Every `check_*` function panics when an invariant breaks; libFuzzer reports the panic as a
