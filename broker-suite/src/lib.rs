@@ -189,7 +189,8 @@ pub async fn connect(urls: &str) -> Client {
     client
 }
 
-/// Subscribes to `queue` (with a receipt, so the queue exists once this returns).
+/// Subscribes, bounded by [`WAIT`]. With [`TestQueue::subscribe`]'s receipt the queue exists once
+/// this returns.
 pub async fn subscribe(client: &Client, request: Subscribe) -> Subscription {
     within("the SUBSCRIBE receipt", client.subscribe(request))
         .await
