@@ -93,11 +93,9 @@ pub fn drive(mut data: &[u8]) {
                     assert!(at > now, "a deadline at or before now after handle_timeout");
                 }
             }
-            12 => {
-                if !conns.is_empty() {
-                    let (id, ..) = conns.remove(pick % conns.len());
-                    broker.closed(now, id);
-                }
+            12 if !conns.is_empty() => {
+                let (id, ..) = conns.remove(pick % conns.len());
+                broker.closed(now, id);
             }
             13 => {
                 let _ = broker.publish("/queue/q", &[("k", "v")], "published");

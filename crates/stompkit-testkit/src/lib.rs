@@ -33,6 +33,8 @@
 
 mod broker;
 mod config;
+#[cfg(feature = "embedded")]
+mod embedded;
 mod error;
 
 #[cfg(feature = "__fuzzing")]
@@ -41,4 +43,6 @@ pub mod fuzzing;
 
 pub use broker::{Broker, BrokerEvent, BrokerStats, CloseReason, ConnectionId, Held};
 pub use config::{BrokerConfig, BrokerLimits, Dialect};
+#[cfg(feature = "embedded")]
+pub use embedded::{EmbeddedBroker, EmbeddedBrokerBuilder};
 pub use error::Error;
