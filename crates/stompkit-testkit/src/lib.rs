@@ -30,6 +30,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// Without the feature the type is not built: its link goes to the published docs instead.
+#![cfg_attr(
+    not(feature = "embedded"),
+    doc = "\n[`EmbeddedBroker`]: https://docs.rs/stompkit-testkit/latest/stompkit_testkit/struct.EmbeddedBroker.html"
+)]
 
 mod broker;
 mod config;
@@ -46,3 +51,8 @@ pub use config::{BrokerConfig, BrokerLimits, Dialect};
 #[cfg(feature = "embedded")]
 pub use embedded::{EmbeddedBroker, EmbeddedBrokerBuilder};
 pub use error::Error;
+
+/// The README's examples, compiled (and the first run) as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,4 +1,4 @@
-//! The tokio adapter for stompkit (in progress).
+#![doc = include_str!("../README.md")]
 //!
 //! # Modules
 //!
