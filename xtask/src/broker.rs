@@ -195,7 +195,8 @@ impl Node {
             text += "ssl_options.verify = verify_none\nssl_options.fail_if_no_peer_cert = false\n";
         }
         text += &format!(
-            "web_stomp.tcp.ip = 127.0.0.1\nweb_stomp.tcp.port = {}\nweb_stomp.ws_path = {WS_PATH}\n",
+            // Binary WebSocket frames: a text frame must be UTF-8, and bodies need not be.
+            "web_stomp.tcp.ip = 127.0.0.1\nweb_stomp.tcp.port = {}\nweb_stomp.ws_path = {WS_PATH}\nweb_stomp.ws_frame = binary\n",
             self.web_stomp
         );
         text

@@ -302,7 +302,7 @@ impl Run {
     /// The one line for an error of the client, naming flags rather than library settings.
     pub(crate) fn error_message(&self, error: &Error) -> String {
         match error {
-            Error::GaveUp { reason, last } => gave_up_message(
+            Error::GaveUp { reason, last, .. } => gave_up_message(
                 *reason,
                 last.as_ref().map(|f| (f.kind, f.detail.clone())),
                 self.max_reconnects,
@@ -417,7 +417,7 @@ async fn report(
                 let last = last_failure.take();
                 set(&fatal, gave_up_message(reason, last, max_reconnects));
             }
-            ClientEvent::ServerError { message } => {
+            ClientEvent::ServerError { message, .. } => {
                 // Followed by the failed connection's fuller text, except when the
                 // connection was ending anyway (the ERROR answered our last frames).
                 refused = Some(message.unwrap_or_else(|| "(no message header)".to_owned()));

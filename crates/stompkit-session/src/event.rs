@@ -79,6 +79,9 @@ pub enum FailureKind {
     Protocol,
     /// The caller ended it.
     ClosedByUser,
+    /// The driver reported a transport that cannot work as configured
+    /// ([`CloseReason::Fatal`]: a certificate that does not verify, ...).
+    TransportRefused,
 }
 
 /// Why a handshake failed.
@@ -94,10 +97,13 @@ pub enum HandshakeFailure {
 
 impl FailureKind {
     /// Whether trying again can help. Handshake failures are not retried (see
-    /// [`SessionConfig::auth_retries`](crate::SessionConfig::auth_retries)), nor is a close
-    /// by the caller.
+    /// [`SessionConfig::auth_retries`](crate::SessionConfig::auth_retries)), nor are a close
+    /// by the caller and a transport refused for good.
     pub fn is_retryable(self) -> bool {
-        !matches!(self, Self::Handshake(_) | Self::ClosedByUser)
+        !matches!(
+            self,
+            Self::Handshake(_) | Self::ClosedByUser | Self::TransportRefused
+        )
     }
 }
 
@@ -127,6 +133,10 @@ pub enum CloseReason {
     PeerClosed,
     /// The transport failed or could not be opened.
     Error(String),
+    /// The transport cannot be opened and trying again will not help until something is
+    /// changed: the broker's TLS certificate does not verify, the TLS configuration is
+    /// unusable. Fails with [`FailureKind::TransportRefused`], which is not retried.
+    Fatal(String),
 }
 
 /// The heart-beat intervals negotiated for a connection (spec "Heart-beating").

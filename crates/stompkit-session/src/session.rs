@@ -462,12 +462,16 @@ impl Session {
             self.finish_disconnect(now, Cause::TransportClosed, false);
             return;
         }
-        let detail = match reason {
-            CloseReason::PeerClosed => "the broker closed the connection".to_owned(),
-            CloseReason::Error(e) => e,
+        let (kind, detail) = match reason {
+            CloseReason::PeerClosed => (
+                FailureKind::Network,
+                "the broker closed the connection".to_owned(),
+            ),
+            CloseReason::Error(e) => (FailureKind::Network, e),
+            CloseReason::Fatal(e) => (FailureKind::TransportRefused, e),
         };
         let failure = Failure {
-            kind: FailureKind::Network,
+            kind,
             error: Some(Error::Transport(detail.clone())),
             detail,
         };

@@ -166,6 +166,8 @@ pub enum ClientEvent {
     ServerError {
         /// Its `message` header.
         message: Option<String>,
+        /// The frame (its body usually explains more).
+        frame: Box<stompkit_session::codec::Frame>,
     },
     /// The session stopped trying. [`Client::reconnect_now`] starts it again.
     GaveUp {
@@ -325,6 +327,17 @@ impl Client {
     /// [`Error::Dropped`] (expired, poisoned, ...), [`Error::ConnectionLost`] (the session
     /// closed first), [`Error::Send`], [`Error::Closed`].
     pub async fn send_confirmed(&self, message: Message) -> Result<SendId, Error> {
+        self.send_with_receipt(message).await?.confirmed().await
+    }
+
+    /// Sends a message with a receipt in two steps: resolves when the session took it
+    /// (so messages sent one after another keep their order), handing back a
+    /// [`Confirmation`] to await the receipt later. Lets a producer keep many messages in
+    /// flight without waiting for each receipt in turn.
+    ///
+    /// # Errors
+    /// [`Error::Send`], [`Error::Closed`]; the [`Confirmation`] has the receipt's errors.
+    pub async fn send_with_receipt(&self, message: Message) -> Result<Confirmation, Error> {
         let (tx, rx) = oneshot::channel();
         let id = self
             .request(|reply| Command::Send {
@@ -333,8 +346,7 @@ impl Client {
                 reply,
             })
             .await?;
-        rx.await.map_err(|_| Error::Closed)??;
-        Ok(id)
+        Ok(Confirmation { id, outcome: rx })
     }
 
     /// Subscribes. The returned [`Subscription`] is a `Stream` of deliveries; dropping it
@@ -403,6 +415,29 @@ impl Client {
     /// [`Error::Closed`].
     pub async fn stats(&self) -> Result<Stats, Error> {
         self.request(|reply| Command::Stats { reply }).await
+    }
+}
+
+/// The pending receipt of a message sent with [`Client::send_with_receipt`].
+#[derive(Debug)]
+pub struct Confirmation {
+    id: SendId,
+    outcome: oneshot::Receiver<Result<(), Error>>,
+}
+
+impl Confirmation {
+    /// The message's id.
+    pub fn id(&self) -> SendId {
+        self.id
+    }
+
+    /// Waits for the outcome: `Ok` once the broker confirmed it.
+    ///
+    /// # Errors
+    /// As [`Client::send_confirmed`].
+    pub async fn confirmed(self) -> Result<SendId, Error> {
+        self.outcome.await.map_err(|_| Error::Closed)??;
+        Ok(self.id)
     }
 }
 

@@ -141,6 +141,8 @@ pub(crate) struct Driver {
     receipts: HashMap<ReceiptId, Reply<()>>,
     disconnecting: Vec<Reply<()>>,
     last_failure: Option<Failure>,
+    /// The typed error of the last transport that failed to open.
+    last_transport_error: Option<Error>,
     /// Set once the task should end when the session is closed.
     ending: bool,
 }
@@ -197,6 +199,7 @@ impl Driver {
             receipts: HashMap::new(),
             disconnecting: Vec::new(),
             last_failure: None,
+            last_transport_error: None,
             ending: false,
         };
         Ok((driver, state_rx))
@@ -302,9 +305,7 @@ impl Driver {
                             Ok(creds) => crate::transport::connect(endpoint, &transport)
                                 .await
                                 .map(|(r, w)| (r, w, creds)),
-                            Err(reason) => Err(Error::InvalidConfig {
-                                reason: format!("the credentials provider failed: {reason}"),
-                            }),
+                            Err(reason) => Err(Error::Credentials(reason)),
                         };
                         let _ = opened.send(Opened {
                             attempt,
@@ -368,11 +369,14 @@ impl Driver {
             }
             Err(error) => {
                 tracing::debug!(%error, "transport failed to open");
-                self.session.transport_closed(
-                    now(),
-                    opened.attempt,
-                    CloseReason::Error(error.to_string()),
-                );
+                // Retrying cannot fix a certificate or a TLS set-up: say so to the session.
+                let reason = if error.is_fatal() {
+                    CloseReason::Fatal(error.to_string())
+                } else {
+                    CloseReason::Error(error.to_string())
+                };
+                self.last_transport_error = Some(error);
+                self.session.transport_closed(now(), opened.attempt, reason);
             }
         }
     }
@@ -433,6 +437,7 @@ impl Driver {
                 if let Ok(mut gave_up) = self.shared.gave_up.lock() {
                     *gave_up = None;
                 }
+                self.last_transport_error = None;
                 let endpoint = self.endpoint_name();
                 tracing::info!(%endpoint, %version, "connected");
                 self.publish(ClientEvent::Connected {
@@ -463,12 +468,15 @@ impl Driver {
                     let _ = waiter.send(result);
                 }
             }
-            Event::ServerError { message, .. } => {
+            Event::ServerError { message, frame } => {
                 tracing::warn!(
                     message = message.as_deref().unwrap_or(""),
                     "broker sent ERROR"
                 );
-                self.publish(ClientEvent::ServerError { message });
+                self.publish(ClientEvent::ServerError {
+                    message,
+                    frame: Box::new(frame),
+                });
             }
             Event::TransactionAborted { id, reason } => {
                 self.publish(ClientEvent::TransactionAborted { id, reason });
@@ -503,6 +511,7 @@ impl Driver {
                     *gave_up = Some(Error::GaveUp {
                         reason,
                         last: self.last_failure.clone(),
+                        transport: self.last_transport_error.clone().map(Box::new),
                     });
                 }
                 self.publish(ClientEvent::GaveUp { reason });

@@ -124,6 +124,9 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// The credentials provider failed (the attempt is retried under the backoff).
+    #[error("the credentials provider failed: {0}")]
+    Credentials(String),
     /// The client was configured with no endpoint.
     #[error("no endpoint given: pass at least one URL (stomp://, stomp+ssl://, ws://, wss://)")]
     NoEndpoint,
@@ -161,6 +164,9 @@ pub enum Error {
         reason: stompkit_session::GiveUpReason,
         /// The last failed attempt.
         last: Option<stompkit_session::Failure>,
+        /// The typed error of the last transport that failed to open, if that is how the
+        /// last attempt failed (e.g. [`Error::TlsCertificate`]).
+        transport: Option<Box<Error>>,
     },
     /// The client was shut down ([`Client::disconnect`](crate::Client::disconnect), or every
     /// handle dropped).
@@ -190,7 +196,25 @@ fn broker_text(frame: &stompkit_session::codec::Frame) -> String {
 impl Error {
     /// Whether this is [`Error::TlsCertificate`]: the server's certificate did not verify.
     pub fn is_certificate_error(&self) -> bool {
-        matches!(self, Self::TlsCertificate { .. })
+        match self {
+            Self::TlsCertificate { .. } => true,
+            Self::GaveUp {
+                transport: Some(e), ..
+            } => e.is_certificate_error(),
+            _ => false,
+        }
+    }
+
+    /// Whether retrying cannot help until the configuration changes: a certificate that
+    /// does not verify, an unusable TLS or CA set-up.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            Self::TlsCertificate { .. }
+                | Self::InvalidConfig { .. }
+                | Self::CaFile { .. }
+                | Self::CaCertificates { .. }
+        )
     }
 
     pub(crate) fn io(addr: &str, source: io::Error) -> Self {

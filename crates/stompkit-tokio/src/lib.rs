@@ -20,7 +20,7 @@ mod json;
 mod subscription;
 pub mod transport;
 
-pub use client::{Client, ClientBuilder, ClientConfig, ClientEvent, Transaction};
+pub use client::{Client, ClientBuilder, ClientConfig, ClientEvent, Confirmation, Transaction};
 pub use credentials::{CredentialsFuture, CredentialsProvider, CredentialsSource};
 #[cfg(feature = "json")]
 pub use json::JsonMessage;

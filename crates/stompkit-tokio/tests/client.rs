@@ -100,7 +100,7 @@ async fn refused_credentials_give_up_with_the_brokers_message_and_no_retry_storm
     .await
     .expect("bounded");
     match result {
-        Err(Error::GaveUp { reason, last }) => {
+        Err(Error::GaveUp { reason, last, .. }) => {
             assert!(
                 matches!(reason, GiveUpReason::NonRetryable(_)),
                 "{reason:?}"
