@@ -1,7 +1,6 @@
 //! `stompkit send`: SEND messages to a broker.
 
 use std::io::{self, Read as _};
-use std::pin::Pin;
 
 use futures::stream::{FuturesUnordered, StreamExt as _};
 use stompkit_tokio::{Error, Message};
@@ -9,11 +8,8 @@ use stompkit_tokio::{Error, Message};
 use crate::Failure;
 use crate::connect::{ConnectArgs, Header, Run, parse_header};
 
-/// Most receipted messages waiting for their receipt at once; more wait to be sent. Kept
-/// below the client's command queue (256), so that the first poll of `send_confirmed`
-/// always hands its message over: a call waiting for room in a full queue could be
-/// overtaken by the next one, and the messages would go out of order.
-const IN_FLIGHT: usize = 128;
+/// Most receipted messages waiting for their receipt at once; more wait to be sent.
+const IN_FLIGHT: usize = 1024;
 
 /// Send messages to a destination
 ///
@@ -113,15 +109,12 @@ async fn send_all(args: &Args, body: &[u8], run: &Run) -> Result<(), Failure> {
                 .map_err(|e| Failure::Input(run.error_message(&e)))?;
             continue;
         }
-        // One poll hands the message to the client, so messages go out in order. Unconstrained:
-        // with tokio's cooperative budget spent, that poll would return before handing it.
-        let mut confirm: Pin<Box<_>> =
-            Box::pin(tokio::task::unconstrained(client.send_confirmed(message)));
-        if let std::task::Poll::Ready(result) = futures::poll!(confirm.as_mut()) {
-            check(run, n, result)?;
-            continue;
-        }
-        confirming.push(async move { (n, confirm.await) });
+        // Taken by the session (in order) before the next is sent; the receipt comes later.
+        let confirmation = client
+            .send_with_receipt(message)
+            .await
+            .map_err(|e| Failure::Input(run.error_message(&e)))?;
+        confirming.push(async move { (n, confirmation.confirmed().await) });
         if confirming.len() >= IN_FLIGHT {
             if let Some((n, result)) = confirming.next().await {
                 check(run, n, result)?;

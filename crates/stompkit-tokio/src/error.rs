@@ -166,7 +166,7 @@ pub enum Error {
         last: Option<stompkit_session::Failure>,
         /// The typed error of the last transport that failed to open, if that is how the
         /// last attempt failed (e.g. [`Error::TlsCertificate`]).
-        transport: Option<Box<Error>>,
+        transport: Option<Box<Self>>,
     },
     /// The client was shut down ([`Client::disconnect`](crate::Client::disconnect), or every
     /// handle dropped).
