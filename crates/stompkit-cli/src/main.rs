@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use stompkit_codec::Version;
 
+mod bench;
 mod connect;
 mod decode;
 mod encode;
@@ -36,6 +37,7 @@ enum Cmd {
     Encode(encode::Args),
     Send(send::Args),
     Subscribe(subscribe::Args),
+    Bench(bench::Args),
 }
 
 /// A STOMP protocol version, as given on the command line.
@@ -90,6 +92,7 @@ fn main() -> ExitCode {
         Cmd::Encode(args) => encode::run(&args),
         Cmd::Send(args) => send::run(&args),
         Cmd::Subscribe(args) => subscribe::run(&args),
+        Cmd::Bench(args) => bench::run(&args),
     };
     let (message, status) = match result {
         Ok(()) => return ExitCode::SUCCESS,
