@@ -484,7 +484,7 @@ fn log_event(client: &Client, event: Result<ClientEvent, broadcast::error::RecvE
             println!("[station] gave up ({reason:?}); starting again");
             client.reconnect_now();
         }
-        Ok(ClientEvent::ServerError { message }) => {
+        Ok(ClientEvent::ServerError { message, .. }) => {
             println!("[station] broker error: {}", message.unwrap_or_default());
         }
         Ok(_) => {}
