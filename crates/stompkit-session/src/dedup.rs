@@ -55,8 +55,10 @@ impl DuplicateFilter {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
             capacity,
-            seen: HashSet::with_capacity_and_hasher(capacity.min(4096), Default::default()),
-            order: VecDeque::with_capacity(capacity.min(4096)),
+            // Grown as ids arrive: an idle session (a thousand of them in one process)
+            // should not pay for a full filter up front.
+            seen: HashSet::with_hasher(Default::default()),
+            order: VecDeque::new(),
         }
     }
 

@@ -32,7 +32,8 @@ pub struct ClientConfig {
     pub max_buffered_bytes: usize,
     /// Most bytes handed to the writing task and not yet written. Past it, commands wait.
     pub max_unwritten_bytes: usize,
-    /// Lifecycle events kept for a slow [`Client::events`] receiver before it lags.
+    /// Lifecycle events kept for a slow [`Client::events`] receiver before it lags
+    /// (default 32; each slot is allocated up front).
     pub event_capacity: usize,
 }
 
@@ -94,6 +95,12 @@ impl ClientBuilder {
     /// Asks `provider` for credentials before every attempt.
     pub fn credentials_provider(mut self, provider: impl CredentialsProvider) -> Self {
         self.config.credentials = CredentialsSource::Provider(Arc::new(provider));
+        self
+    }
+
+    /// Sets [`ClientConfig::event_capacity`].
+    pub fn event_capacity(mut self, events: usize) -> Self {
+        self.config.event_capacity = events;
         self
     }
 
@@ -195,9 +202,12 @@ pub enum ClientEvent {
         /// Why.
         reason: AbortReason,
     },
-    /// A `MESSAGE` for no subscription of ours arrived (e.g. one in flight when we
-    /// unsubscribed).
-    StrayMessage,
+    /// A `MESSAGE` for no subscription of ours arrived: one in flight when we unsubscribed,
+    /// or a reply RabbitMQ routes to a `/temp-queue/` named in `reply-to`.
+    StrayMessage {
+        /// The frame.
+        frame: Box<stompkit_session::codec::Frame>,
+    },
 }
 
 /// A cheap, cloneable handle to one STOMP connection, kept up by a background task.
@@ -237,7 +247,7 @@ impl Client {
                 credentials: CredentialsSource::FromUrl,
                 max_buffered_bytes: 16 * 1024 * 1024,
                 max_unwritten_bytes: 8 * 1024 * 1024,
-                event_capacity: 256,
+                event_capacity: 32,
             },
         }
     }

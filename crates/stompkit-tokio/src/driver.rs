@@ -360,7 +360,7 @@ impl Driver {
                     attempt: opened.attempt,
                     endpoint: opened.endpoint,
                     reader,
-                    input: BytesMut::with_capacity(16 * 1024),
+                    input: BytesMut::new(),
                     writer: tx,
                     unwritten,
                 });
@@ -452,7 +452,9 @@ impl Driver {
                 frame,
                 possibly_duplicate,
             } => self.deliver(subscription, handle, frame, possibly_duplicate),
-            Event::StrayMessage { .. } => self.publish(ClientEvent::StrayMessage),
+            Event::StrayMessage { frame } => self.publish(ClientEvent::StrayMessage {
+                frame: Box::new(frame),
+            }),
             Event::Receipt { id, outcome } => {
                 let result = match outcome {
                     ReceiptOutcome::Confirmed => Ok(()),
