@@ -17,9 +17,9 @@
 //!
 //! RabbitMQ also accepts `reply-to:/temp-queue/NAME` on a `SEND`: it creates an exclusive
 //! reply queue and delivers the replies with `subscription:/temp-queue/NAME`, a subscription
-//! the client never made. This client does not hand such messages to the application (it
-//! reports each one as `ClientEvent::StrayMessage`), so the example declares its own reply
-//! queue instead.
+//! the client never made. The client reports such messages as `ClientEvent::StrayMessage`
+//! on its event broadcast, which drops the oldest events for a receiver that lags, so the
+//! example declares its own reply queue, whose stream does not.
 
 #![allow(clippy::print_stdout)] // an example prints what it does
 
