@@ -7,11 +7,17 @@ use stompkit_testkit::fuzzing::drive;
 fn drive_survives_fixed_inputs() {
     drive(&[]);
     // Open, CONNECT, subscribe client and client-individual, send, ack, nack, time, close.
-    drive(&[0, 0, 2, 0, 2, 3, 2, 4, 2, 6, 2, 6, 2, 12, 2, 13, 10, 30, 10, 255, 12]);
+    drive(&[
+        0, 0, 2, 0, 2, 3, 2, 4, 2, 6, 2, 6, 2, 12, 2, 13, 10, 30, 10, 255, 12,
+    ]);
     // Two connections, a transaction, a kill, a DISCONNECT.
-    drive(&[1, 0, 1, 2, 0, 0x12, 1, 0x12, 5, 2, 9, 2, 8, 2, 10, 14, 0, 2, 0, 2, 16]);
+    drive(&[
+        1, 0, 1, 2, 0, 0x12, 1, 0x12, 5, 2, 9, 2, 8, 2, 10, 14, 0, 2, 0, 2, 16,
+    ]);
     // Raw garbage after CONNECT.
-    drive(&[0, 0, 2, 0, 8, 6, b'S', b'E', b'N', b'D', 0, b'\n', 8, 3, b'\r', b'\r', 0]);
+    drive(&[
+        0, 0, 2, 0, 8, 6, b'S', b'E', b'N', b'D', 0, b'\n', 8, 3, b'\r', b'\r', 0,
+    ]);
     // Deterministic pseudo-random inputs.
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     for _ in 0..300 {
