@@ -34,3 +34,35 @@ impl JsonMessage for Message {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Serialize)]
+    struct Offer {
+        job_id: u64,
+    }
+
+    #[test]
+    fn a_json_message_has_the_body_and_the_content_type() {
+        let message = Message::json("/queue/offers", &Offer { job_id: 7 }).unwrap();
+        assert_eq!(&message.body()[..], br#"{"job_id":7}"#);
+        assert!(
+            message
+                .headers()
+                .any(|h| h == ("content-type", "application/json"))
+        );
+    }
+
+    #[test]
+    fn a_value_json_cannot_hold_is_an_error_naming_the_destination() {
+        // A map with non-string keys has no JSON form.
+        let value: std::collections::BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into();
+        let error = Message::json("/queue/offers", &value).unwrap_err();
+        assert!(
+            matches!(&error, Error::Json { destination, .. } if destination == "/queue/offers")
+        );
+        assert!(error.to_string().contains("/queue/offers"), "{error}");
+    }
+}

@@ -288,3 +288,47 @@ async fn dropping_every_handle_disconnects() {
     let commands = timeout(LIMIT, done_rx).await.expect("bounded").unwrap();
     assert_eq!(commands, [Command::Disconnect]);
 }
+
+#[cfg(feature = "json")]
+#[tokio::test]
+async fn a_body_that_is_not_the_expected_json_names_its_destination() {
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)] // read only through Debug
+    struct Offer {
+        job_id: u64,
+    }
+    let (listener, url) = listener().await;
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut peer = Peer::new(stream);
+        peer.handshake().await;
+        let subscribe = peer.frame().await.expect("SUBSCRIBE");
+        peer.receipt_for(&subscribe).await;
+        let id = subscribe.header_str("id").unwrap().to_owned();
+        for body in [r#"{"job_id":7}"#, "not json"] {
+            let frame = format!(
+                "MESSAGE\nsubscription:{id}\ndestination:/queue/offers\nmessage-id:m\n\n{body}\0"
+            );
+            peer.say(frame.as_bytes()).await;
+        }
+        std::future::pending::<()>().await;
+    });
+    let client = Client::connect(&url).await.unwrap();
+    let mut offers = client
+        .subscribe(Subscribe::new("/queue/offers"))
+        .await
+        .unwrap();
+    let good = timeout(LIMIT, offers.next())
+        .await
+        .expect("bounded")
+        .unwrap();
+    assert_eq!(good.json::<Offer>().unwrap().job_id, 7);
+    let bad = timeout(LIMIT, offers.next())
+        .await
+        .expect("bounded")
+        .unwrap();
+    match bad.json::<Offer>() {
+        Err(Error::Json { destination, .. }) => assert_eq!(destination, "/queue/offers"),
+        other => panic!("{other:?}"),
+    }
+}
