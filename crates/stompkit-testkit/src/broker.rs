@@ -91,6 +91,9 @@ pub struct BrokerStats {
     pub acked: u64,
     /// Topic messages a subscriber missed because its queue was full.
     pub dropped: u64,
+    /// Client frames and deliveries thrown away by the fault controls
+    /// ([`Broker::drop_frames`], [`Broker::drop_deliveries`]).
+    pub discarded: u64,
 }
 
 /// A message the broker holds, as [`Broker::held`] reports it.
@@ -171,9 +174,21 @@ enum State {
     Closing,
 }
 
+/// Faults asked for by a test, per connection or for the whole broker.
+#[derive(Debug, Default, Clone, Copy)]
+struct Faults {
+    /// Client frames (after `CONNECT`) still to throw away.
+    drop_frames: u64,
+    /// `MESSAGE`s still to throw away instead of writing them.
+    drop_deliveries: u64,
+    /// No heart-beats go out.
+    mute_heartbeats: bool,
+}
+
 #[derive(Debug)]
 struct Conn {
     id: ConnectionId,
+    faults: Faults,
     /// Listed in `Broker::ready` (its output is not empty).
     ready: bool,
     state: State,
@@ -246,6 +261,8 @@ pub struct Broker {
     ready: VecDeque<ConnectionId>,
     events: Option<VecDeque<BrokerEvent>>,
     stats: BrokerStats,
+    /// Faults for any connection (counters taken by whichever connection comes first).
+    faults: Faults,
 }
 
 impl Broker {
@@ -264,6 +281,7 @@ impl Broker {
             ready: VecDeque::new(),
             events: None,
             stats: BrokerStats::default(),
+            faults: Faults::default(),
         })
     }
 
@@ -303,6 +321,7 @@ impl Broker {
         let limits = self.config.limits.frame;
         let conn = Conn {
             id,
+            faults: Faults::default(),
             ready: false,
             state: State::AwaitingConnect,
             version: Version::V1_2,
@@ -353,7 +372,11 @@ impl Broker {
             match conn.decoder.decode(&mut conn.inbuf) {
                 Ok(None) => return,
                 Ok(Some(Item::Heartbeat)) => {}
-                Ok(Some(Item::Frame(frame))) => self.handle_frame(now, id, frame),
+                Ok(Some(Item::Frame(frame))) => {
+                    if !self.take_dropped_frame(id) {
+                        self.handle_frame(now, id, frame);
+                    }
+                }
                 Err(e) => {
                     let message = match e {
                         stompkit_codec::Error::LimitExceeded { .. } => "Frame too large",
@@ -477,7 +500,12 @@ impl Broker {
                     continue;
                 }
             }
-            if let Some(due) = conn.send_every.and_then(|e| deadline(conn.last_out, e, 1)) {
+            let muted = self.faults.mute_heartbeats || conn.faults.mute_heartbeats;
+            if let Some(due) = conn
+                .send_every
+                .filter(|_| !muted)
+                .and_then(|e| deadline(conn.last_out, e, 1))
+            {
                 if now >= due {
                     conn.out.extend_from_slice(b"\n");
                     conn.last_out = now;
@@ -486,6 +514,104 @@ impl Broker {
             }
             self.schedule(id);
         }
+    }
+
+    /// The connections open now, in the order they were opened (closing ones included).
+    pub fn connections(&self) -> Vec<ConnectionId> {
+        let mut ids: Vec<ConnectionId> = self.conns.keys().copied().collect();
+        ids.sort();
+        ids
+    }
+
+    /// Fault control: throws away the next `n` frames clients send after their `CONNECT`,
+    /// from `conn` only or (`None`) from any connection, as if lost on the way. Nothing
+    /// answers them (no `RECEIPT`, no `ERROR`). Replaces an earlier count.
+    pub fn drop_frames(&mut self, conn: Option<ConnectionId>, n: u64) -> Result<(), Error> {
+        self.faults_of(conn)?.drop_frames = n;
+        Ok(())
+    }
+
+    /// Fault control: the next `n` `MESSAGE`s for `conn` (or, with `None`, for any
+    /// connection) are not written, though the broker counts them as delivered: an `auto`
+    /// message is lost; a `client` one waits for an `ACK` that cannot come and is delivered
+    /// again when its subscription ends. Replaces an earlier count.
+    pub fn drop_deliveries(&mut self, conn: Option<ConnectionId>, n: u64) -> Result<(), Error> {
+        self.faults_of(conn)?.drop_deliveries = n;
+        Ok(())
+    }
+
+    /// Fault control: stops (`true`) or resumes (`false`) sending heart-beats to `conn`, or
+    /// with `None` to every connection, those opened later included. Resuming `None` also
+    /// resumes every connection muted on its own. Loss detection of the client's heart-beats
+    /// goes on.
+    pub fn mute_heartbeats(&mut self, conn: Option<ConnectionId>, muted: bool) -> Result<(), Error> {
+        self.faults_of(conn)?.mute_heartbeats = muted;
+        let ids = match conn {
+            Some(id) => vec![id],
+            None => self.connections(),
+        };
+        for id in ids {
+            if conn.is_none() && !muted {
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.faults.mute_heartbeats = false;
+                }
+            }
+            self.schedule(id);
+        }
+        Ok(())
+    }
+
+    /// Fault control: sends `conn` an `ERROR` with this `message` header and body, then
+    /// closes it, as the broker does for a client's mistake.
+    pub fn push_error(
+        &mut self,
+        now: Instant,
+        conn: ConnectionId,
+        message: &str,
+        body: &str,
+    ) -> Result<(), Error> {
+        if !self
+            .conns
+            .get(&conn)
+            .is_some_and(|c| c.state != State::Closing)
+        {
+            return Err(Error::UnknownConnection(conn));
+        }
+        self.now = Some(now);
+        self.refuse(conn, message, body, None);
+        Ok(())
+    }
+
+    fn faults_of(&mut self, conn: Option<ConnectionId>) -> Result<&mut Faults, Error> {
+        match conn {
+            None => Ok(&mut self.faults),
+            Some(id) => self
+                .conns
+                .get_mut(&id)
+                .map(|c| &mut c.faults)
+                .ok_or(Error::UnknownConnection(id)),
+        }
+    }
+
+    /// Whether a frame just decoded on `id` is to be thrown away ([`Self::drop_frames`]).
+    fn take_dropped_frame(&mut self, id: ConnectionId) -> bool {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return false;
+        };
+        if conn.state != State::Open {
+            return false;
+        }
+        let counter = if conn.faults.drop_frames > 0 {
+            &mut conn.faults.drop_frames
+        } else if self.faults.drop_frames > 0 {
+            &mut self.faults.drop_frames
+        } else {
+            return false;
+        };
+        *counter -= 1;
+        self.stats.discarded += 1;
+        tracing::debug!(%id, "client frame dropped (fault control)");
+        true
     }
 
     /// Sends a message to `destination` as a client's `SEND` would, without a connection.
@@ -559,16 +685,22 @@ impl Broker {
     /// bytes come and go, so an entry may fire early (and is then moved) but never late.
     fn schedule(&mut self, id: ConnectionId) {
         let misses = self.config.heart_beat_misses;
+        let all_muted = self.faults.mute_heartbeats;
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
+        // A muted connection must not keep a send deadline, or it would fire forever.
+        let muted = all_muted || conn.faults.mute_heartbeats;
         let next = match conn.state {
             State::AwaitingConnect => conn.opened.checked_add(CONNECT_TIMEOUT),
             State::Open => {
                 let expect = conn
                     .expect_every
                     .and_then(|e| deadline(conn.last_in, e, misses));
-                let send = conn.send_every.and_then(|e| deadline(conn.last_out, e, 1));
+                let send = conn
+                    .send_every
+                    .filter(|_| !muted)
+                    .and_then(|e| deadline(conn.last_out, e, 1));
                 match (expect, send) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
@@ -945,6 +1077,7 @@ impl Broker {
                 &s,
                 stored,
                 &mut self.stats,
+                &mut self.faults.drop_deliveries,
             );
         }
     }
@@ -1264,7 +1397,7 @@ impl Broker {
     fn refuse(
         &mut self,
         id: ConnectionId,
-        message: &'static str,
+        message: &str,
         body: &str,
         receipt: Option<&[u8]>,
     ) {
@@ -1377,6 +1510,8 @@ fn emit(
 }
 
 /// Writes a `MESSAGE` and remembers it until acknowledged unless the subscription is `auto`.
+// The broker's fields are passed one by one so that the connection can be borrowed mutably.
+#[allow(clippy::too_many_arguments)]
 fn deliver(
     conn: &mut Conn,
     ready: &mut VecDeque<ConnectionId>,
@@ -1385,6 +1520,7 @@ fn deliver(
     sub_id: &str,
     stored: Stored,
     stats: &mut BrokerStats,
+    drop_any: &mut u64,
 ) {
     conn.deliveries += 1;
     let seq = conn.deliveries;
@@ -1422,7 +1558,20 @@ fn deliver(
         fixed
     };
     headers.push((b"content-length", length.as_bytes()));
-    if !emit(
+    // A fault control: the broker believes it delivered, but nothing reaches the client.
+    let discard = if conn.faults.drop_deliveries > 0 {
+        conn.faults.drop_deliveries -= 1;
+        true
+    } else if *drop_any > 0 {
+        *drop_any -= 1;
+        true
+    } else {
+        false
+    };
+    if discard {
+        tracing::debug!(id = %conn.id, sub_id, "delivery dropped (fault control)");
+        stats.discarded += 1;
+    } else if !emit(
         conn,
         ready,
         dialect,
