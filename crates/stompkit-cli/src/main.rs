@@ -9,8 +9,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use stompkit_codec::Version;
 
 mod bench;
+mod broker;
 mod connect;
 mod decode;
+mod demo;
 mod encode;
 mod json;
 mod send;
@@ -38,6 +40,8 @@ enum Cmd {
     Send(send::Args),
     Subscribe(subscribe::Args),
     Bench(bench::Args),
+    Broker(broker::Args),
+    Demo(demo::Args),
 }
 
 /// A STOMP protocol version, as given on the command line.
@@ -93,6 +97,8 @@ fn main() -> ExitCode {
         Cmd::Send(args) => send::run(&args),
         Cmd::Subscribe(args) => subscribe::run(&args),
         Cmd::Bench(args) => bench::run(&args),
+        Cmd::Broker(args) => broker::run(&args),
+        Cmd::Demo(args) => demo::run(&args),
     };
     let (message, status) = match result {
         Ok(()) => return ExitCode::SUCCESS,
