@@ -230,6 +230,72 @@ impl EmbeddedBroker {
         self.ask(ToCore::Stats).await
     }
 
+    /// The connections open now, oldest first.
+    pub async fn connections(&self) -> Result<Vec<ConnectionId>, Error> {
+        self.ask(ToCore::Connections).await
+    }
+
+    /// The connection whose client is at `peer` (the client socket's local address), if
+    /// the broker has registered it (it has once the client got its first byte back).
+    pub async fn connection_from(&self, peer: SocketAddr) -> Result<Option<ConnectionId>, Error> {
+        self.ask(move |reply| ToCore::Peer(peer, reply)).await
+    }
+
+    /// Fault control: stops reading from and writing to `conn`; the socket stays open.
+    /// What the client sends waits in the socket; what the broker has for it waits in the
+    /// broker. The broker's timers go on, so it may give up on the client's heart-beats.
+    /// [`kill_connections`](Self::kill_connections) still ends a stalled connection.
+    pub async fn stall(&self, conn: ConnectionId) -> Result<(), Error> {
+        self.fault(conn, Fault::Gate(Gate::Stall)).await
+    }
+
+    /// Ends a [`stall`](Self::stall): reading and writing go on where they stopped.
+    pub async fn resume(&self, conn: ConnectionId) -> Result<(), Error> {
+        self.fault(conn, Fault::Gate(Gate::Flow)).await
+    }
+
+    /// Fault control: stops (`true`) or resumes (`false`) heart-beats to `conn`, or with
+    /// `None` to every connection, later ones included (see [`Broker::mute_heartbeats`]).
+    pub async fn mute_heartbeats(
+        &self,
+        conn: Option<ConnectionId>,
+        muted: bool,
+    ) -> Result<(), Error> {
+        self.ask(move |reply| ToCore::Fault(conn, Fault::MuteHeartbeats(muted), reply))
+            .await?
+    }
+
+    /// Fault control: sends `conn` an `ERROR` with this `message` header and body, then
+    /// closes it.
+    pub async fn push_error(
+        &self,
+        conn: ConnectionId,
+        message: &str,
+        body: &str,
+    ) -> Result<(), Error> {
+        let fault = Fault::Error(message.to_owned(), body.to_owned());
+        self.fault(conn, fault).await
+    }
+
+    /// Fault control: throws away the next `n` frames clients send after `CONNECT`, on
+    /// `conn` or (`None`) on any connection (see [`Broker::drop_frames`]).
+    pub async fn drop_frames(&self, conn: Option<ConnectionId>, n: u64) -> Result<(), Error> {
+        self.ask(move |reply| ToCore::Fault(conn, Fault::DropFrames(n), reply))
+            .await?
+    }
+
+    /// Fault control: the next `n` `MESSAGE`s to `conn` or (`None`) to any connection are
+    /// counted as delivered but never written (see [`Broker::drop_deliveries`]).
+    pub async fn drop_deliveries(&self, conn: Option<ConnectionId>, n: u64) -> Result<(), Error> {
+        self.ask(move |reply| ToCore::Fault(conn, Fault::DropDeliveries(n), reply))
+            .await?
+    }
+
+    async fn fault(&self, conn: ConnectionId, fault: Fault) -> Result<(), Error> {
+        self.ask(move |reply| ToCore::Fault(Some(conn), fault, reply))
+            .await?
+    }
+
     /// Stops listening and ends every connection.
     pub async fn shutdown(mut self) {
         let _ = self.kill_connections().await;
@@ -258,6 +324,13 @@ impl Drop for EmbeddedBroker {
 enum ToCore {
     /// A new transport: its writer channel and its wake-up flag; answered with its id.
     Open(Writer, oneshot::Sender<Option<ConnectionId>>),
+    Connections(oneshot::Sender<Vec<ConnectionId>>),
+    Peer(SocketAddr, oneshot::Sender<Option<ConnectionId>>),
+    Fault(
+        Option<ConnectionId>,
+        Fault,
+        oneshot::Sender<Result<(), Error>>,
+    ),
     Input(ConnectionId, Bytes),
     Closed(ConnectionId),
     /// A writer that was full has room again.
@@ -266,6 +339,34 @@ enum ToCore {
     Publish(String, Bytes, oneshot::Sender<Result<(), Error>>),
     Held(String, oneshot::Sender<Vec<Held>>),
     Stats(oneshot::Sender<BrokerStats>),
+}
+
+/// A fault control, for one connection or (where it makes sense) all.
+enum Fault {
+    Gate(Gate),
+    MuteHeartbeats(bool),
+    Error(String, String),
+    DropFrames(u64),
+    DropDeliveries(u64),
+}
+
+/// Whether a connection's reader and writer move bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gate {
+    Flow,
+    Stall,
+    /// End the connection (a stalled one cannot be closed the usual way).
+    Cut,
+}
+
+/// Waits while the gate is stalled; false when the connection is to end.
+async fn gate_open(gate: &mut watch::Receiver<Gate>) -> bool {
+    // The sender goes away with the core's record of the connection: a gate left open
+    // stays open for the last bytes, a stalled one ends.
+    matches!(
+        gate.wait_for(|g| *g != Gate::Stall).await.as_deref(),
+        Ok(Gate::Flow)
+    )
 }
 
 /// From the core to a writer task.
@@ -279,6 +380,10 @@ struct Writer {
     tx: mpsc::Sender<ToWriter>,
     /// Set by the core when the channel was full; the writer then says `Drained`.
     blocked: Arc<AtomicBool>,
+    /// Stalls or cuts the connection's reader and writer.
+    gate: Arc<watch::Sender<Gate>>,
+    /// The client's address.
+    peer: SocketAddr,
 }
 
 struct Core {
@@ -333,7 +438,26 @@ impl Core {
             ToCore::Drained(id) => self.write(id),
             ToCore::Kill(reply) => {
                 self.broker.kill_connections(now);
+                for writer in self.writers.values() {
+                    if *writer.gate.borrow() == Gate::Stall {
+                        writer.gate.send_replace(Gate::Cut);
+                    }
+                }
                 let _ = reply.send(());
+            }
+            ToCore::Connections(reply) => {
+                let _ = reply.send(self.broker.connections());
+            }
+            ToCore::Peer(peer, reply) => {
+                let id = self
+                    .writers
+                    .iter()
+                    .find(|(_, w)| w.peer == peer)
+                    .map(|(id, _)| *id);
+                let _ = reply.send(id);
+            }
+            ToCore::Fault(conn, fault, reply) => {
+                let _ = reply.send(self.fault(now, conn, fault));
             }
             ToCore::Publish(destination, body, reply) => {
                 let _ = reply.send(self.broker.publish(&destination, &[], body));
@@ -344,6 +468,29 @@ impl Core {
             ToCore::Stats(reply) => {
                 let _ = reply.send(self.broker.stats());
             }
+        }
+    }
+
+    fn fault(
+        &mut self,
+        now: std::time::Instant,
+        conn: Option<ConnectionId>,
+        fault: Fault,
+    ) -> Result<(), Error> {
+        let one =
+            |conn: Option<ConnectionId>| conn.ok_or(Error::InvalidConfig("no connection named"));
+        match fault {
+            Fault::Gate(gate) => {
+                let id = one(conn)?;
+                let writer = self.writers.get(&id).ok_or(Error::UnknownConnection(id))?;
+                tracing::debug!(%id, ?gate, "fault control");
+                writer.gate.send_replace(gate);
+                Ok(())
+            }
+            Fault::MuteHeartbeats(muted) => self.broker.mute_heartbeats(conn, muted),
+            Fault::Error(message, body) => self.broker.push_error(now, one(conn)?, &message, &body),
+            Fault::DropFrames(n) => self.broker.drop_frames(conn, n),
+            Fault::DropDeliveries(n) => self.broker.drop_deliveries(conn, n),
         }
     }
 
@@ -440,9 +587,9 @@ async fn accept_loop(
         let core = core.clone();
         tokio::spawn(async move {
             match ws {
-                None => serve_tcp(stream, core).await,
+                None => serve_tcp(stream, peer, core).await,
                 Some(config) => {
-                    if let Err(e) = serve_ws(stream, config, core).await {
+                    if let Err(e) = serve_ws(stream, peer, config, core).await {
                         tracing::debug!(%peer, error = %e, "WebSocket handshake failed");
                     }
                 }
@@ -451,26 +598,37 @@ async fn accept_loop(
     }
 }
 
+/// A registered transport: its id, what the core sends its writer, the writer's full flag
+/// and the fault gate.
+type Registered = (
+    ConnectionId,
+    mpsc::Receiver<ToWriter>,
+    Arc<AtomicBool>,
+    watch::Receiver<Gate>,
+);
+
 /// Registers a new transport with the core; `None` when the broker is full or gone.
-async fn register(
-    core: &mpsc::Sender<ToCore>,
-) -> Option<(ConnectionId, mpsc::Receiver<ToWriter>, Arc<AtomicBool>)> {
+async fn register(core: &mpsc::Sender<ToCore>, peer: SocketAddr) -> Option<Registered> {
     let (tx, rx) = mpsc::channel(WRITER_QUEUE);
     let blocked = Arc::new(AtomicBool::new(false));
+    let (gate, gate_rx) = watch::channel(Gate::Flow);
     let (reply, answer) = oneshot::channel();
     let writer = Writer {
         tx,
         blocked: blocked.clone(),
+        gate: Arc::new(gate),
+        peer,
     };
     core.send(ToCore::Open(writer, reply)).await.ok()?;
     let id = answer.await.ok()??;
-    Some((id, rx, blocked))
+    Some((id, rx, blocked, gate_rx))
 }
 
-async fn serve_tcp(stream: TcpStream, core: mpsc::Sender<ToCore>) {
-    let Some((id, mut rx, blocked)) = register(&core).await else {
+async fn serve_tcp(stream: TcpStream, peer: SocketAddr, core: mpsc::Sender<ToCore>) {
+    let Some((id, mut rx, blocked, mut read_gate)) = register(&core, peer).await else {
         return;
     };
+    let mut write_gate = read_gate.clone();
     let (mut read, mut write) = stream.into_split();
     let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
     let writer_core = core.clone();
@@ -478,7 +636,7 @@ async fn serve_tcp(stream: TcpStream, core: mpsc::Sender<ToCore>) {
         while let Some(message) = rx.recv().await {
             match message {
                 ToWriter::Bytes(bytes) => {
-                    if write.write_all(&bytes).await.is_err() {
+                    if !gate_open(&mut write_gate).await || write.write_all(&bytes).await.is_err() {
                         break;
                     }
                 }
@@ -496,7 +654,7 @@ async fn serve_tcp(stream: TcpStream, core: mpsc::Sender<ToCore>) {
     let mut buf = vec![0u8; READ_CHUNK];
     loop {
         tokio::select! {
-            read = read.read(&mut buf) => match read {
+            read = gated_read(&mut read, &mut buf, &mut read_gate) => match read {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     if core.send(ToCore::Input(id, Bytes::copy_from_slice(&buf[..n]))).await.is_err() {
@@ -511,16 +669,35 @@ async fn serve_tcp(stream: TcpStream, core: mpsc::Sender<ToCore>) {
     writer.abort();
 }
 
+/// A read that waits while the gate is stalled, before and after (bytes that came in while
+/// stalling are held until it resumes). A cut reads as the end of the stream.
+async fn gated_read(
+    read: &mut tokio::net::tcp::OwnedReadHalf,
+    buf: &mut [u8],
+    gate: &mut watch::Receiver<Gate>,
+) -> std::io::Result<usize> {
+    if !gate_open(gate).await {
+        return Ok(0);
+    }
+    let n = read.read(buf).await?;
+    if !gate_open(gate).await {
+        return Ok(0);
+    }
+    Ok(n)
+}
+
 async fn serve_ws(
     stream: TcpStream,
+    peer: SocketAddr,
     config: WebSocketConfig,
     core: mpsc::Sender<ToCore>,
 ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
     let ws =
         tokio_tungstenite::accept_hdr_async_with_config(stream, handshake, Some(config)).await?;
-    let Some((id, mut rx, blocked)) = register(&core).await else {
+    let Some((id, mut rx, blocked, mut read_gate)) = register(&core, peer).await else {
         return Ok(());
     };
+    let mut write_gate = read_gate.clone();
     let (mut sink, mut source) = ws.split();
     let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
     let writer_core = core.clone();
@@ -528,6 +705,9 @@ async fn serve_ws(
         while let Some(message) = rx.recv().await {
             match message {
                 ToWriter::Bytes(bytes) => {
+                    if !gate_open(&mut write_gate).await {
+                        break;
+                    }
                     // Text when it is (STOMP frames usually are), as browsers' clients expect.
                     let message = match Utf8Bytes::try_from(bytes.clone()) {
                         Ok(text) => Message::Text(text),
@@ -553,7 +733,7 @@ async fn serve_ws(
     });
     loop {
         tokio::select! {
-            message = source.next() => match message {
+            message = gated_next(&mut source, &mut read_gate) => match message {
                 Some(Ok(Message::Text(text))) => {
                     if core.send(ToCore::Input(id, Bytes::from(text))).await.is_err() {
                         break;
@@ -573,6 +753,21 @@ async fn serve_ws(
     let _ = core.send(ToCore::Closed(id)).await;
     writer.abort();
     Ok(())
+}
+
+/// [`gated_read`] for WebSocket messages.
+async fn gated_next<S>(source: &mut S, gate: &mut watch::Receiver<Gate>) -> Option<S::Item>
+where
+    S: futures_util::Stream + Unpin,
+{
+    if !gate_open(gate).await {
+        return None;
+    }
+    let message = source.next().await;
+    if !gate_open(gate).await {
+        return None;
+    }
+    message
 }
 
 /// Accepts the upgrade on `/ws` only, choosing the highest STOMP subprotocol offered.
