@@ -379,8 +379,10 @@ fn package_check(cargo: &Path, libraries: &[String]) -> Result<(), String> {
         let manifest = root().join("crates").join(library).join("Cargo.toml");
         let version = manifest_field(&manifest, "package", "version")?;
         let unpacked = format!("{library}-{version}");
+        // `-m`: the files get the time of unpacking, not the fixed time cargo stores in a
+        // package, or cargo would take a previous check's build of them as up to date.
         run(Command::new("tar")
-            .arg("-xzf")
+            .arg("-xzmf")
             .arg(target.join("package").join(format!("{unpacked}.crate")))
             .arg("-C")
             .arg(&check))?;
