@@ -31,13 +31,23 @@ pub enum Error {
     /// A queue is full or no more queues may be made.
     #[error("{0}")]
     Full(String),
-    /// Binding a listener failed (embedded broker).
-    #[cfg(feature = "embedded")]
+    /// Binding a listener failed (embedded broker, proxy).
+    #[cfg(any(feature = "embedded", feature = "proxy"))]
     #[error("cannot bind {what} listener: {source}")]
     Bind {
-        /// `TCP` or `WebSocket`.
+        /// `TCP`, `WebSocket` or `proxy`.
         what: &'static str,
         /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The proxy's upstream address does not resolve.
+    #[cfg(feature = "proxy")]
+    #[error("cannot resolve the proxy's upstream {upstream:?}: {source}")]
+    Upstream {
+        /// The address as given (`host:port`).
+        upstream: String,
+        /// The resolver's error.
         #[source]
         source: std::io::Error,
     },

@@ -5,6 +5,9 @@
 //!   connection. Tests drive it in virtual time, with no sockets and no sleeping.
 //! - With the default `embedded` feature, [`EmbeddedBroker`] serves the same core over TCP
 //!   and WebSocket on ephemeral loopback ports.
+//! - With the default `proxy` feature, [`Proxy`] is a fault-injecting TCP proxy to put in
+//!   front of any broker: cuts, stalls, latency, bandwidth limits, refusals, on demand or
+//!   from a seeded [`FaultSchedule`].
 //!
 //! The core speaks STOMP 1.0, 1.1 and 1.2 and imitates a real broker's [`Dialect`]: queues
 //! (each message to one consumer, in turn), topics (each message to every subscriber),
@@ -41,6 +44,8 @@ mod config;
 #[cfg(feature = "embedded")]
 mod embedded;
 mod error;
+#[cfg(feature = "proxy")]
+mod proxy;
 
 #[cfg(feature = "__fuzzing")]
 #[doc(hidden)]
@@ -51,6 +56,8 @@ pub use config::{BrokerConfig, BrokerLimits, Dialect};
 #[cfg(feature = "embedded")]
 pub use embedded::{EmbeddedBroker, EmbeddedBrokerBuilder};
 pub use error::Error;
+#[cfg(feature = "proxy")]
+pub use proxy::{Direction, Fault, FaultIter, FaultSchedule, Proxy, ProxyBuilder, ProxyStats};
 
 /// The README's examples, compiled (and the first run) as doc tests.
 #[cfg(doctest)]
