@@ -59,7 +59,8 @@ pub enum BrokerEvent {
         /// The `login` header, if any (never the passcode).
         login: Option<String>,
     },
-    /// A frame arrived (after the `CONNECT`), as decoded.
+    /// A frame arrived, as decoded: every client frame the broker handled, `CONNECT`
+    /// included (before its `Connected`, or the `Closed` of its refusal).
     Frame {
         /// The connection.
         conn: ConnectionId,
@@ -94,6 +95,8 @@ pub struct BrokerStats {
     /// Client frames and deliveries thrown away by the fault controls
     /// ([`Broker::drop_frames`], [`Broker::drop_deliveries`]).
     pub discarded: u64,
+    /// Heart-beats (EOLs between frames) received from clients.
+    pub heartbeats_received: u64,
 }
 
 /// A message the broker holds, as [`Broker::held`] reports it.
@@ -183,6 +186,8 @@ struct Faults {
     drop_deliveries: u64,
     /// No heart-beats go out.
     mute_heartbeats: bool,
+    /// No `RECEIPT`s go out.
+    withhold_receipts: bool,
 }
 
 #[derive(Debug)]
@@ -215,12 +220,15 @@ struct Conn {
 struct Refusal {
     message: &'static str,
     body: String,
+    /// Whether the `ERROR` names the refused frame's `receipt`.
+    names_receipt: bool,
 }
 
 fn refuse<T>(message: &'static str, body: impl Into<String>) -> Result<T, Refusal> {
     Err(Refusal {
         message,
         body: body.into(),
+        names_receipt: true,
     })
 }
 
@@ -371,7 +379,7 @@ impl Broker {
             }
             match conn.decoder.decode(&mut conn.inbuf) {
                 Ok(None) => return,
-                Ok(Some(Item::Heartbeat)) => {}
+                Ok(Some(Item::Heartbeat)) => self.stats.heartbeats_received += 1,
                 Ok(Some(Item::Frame(frame))) => {
                     if !self.take_dropped_frame(id) {
                         self.handle_frame(now, id, frame);
@@ -544,7 +552,11 @@ impl Broker {
     /// with `None` to every connection, those opened later included. Resuming `None` also
     /// resumes every connection muted on its own. Loss detection of the client's heart-beats
     /// goes on.
-    pub fn mute_heartbeats(&mut self, conn: Option<ConnectionId>, muted: bool) -> Result<(), Error> {
+    pub fn mute_heartbeats(
+        &mut self,
+        conn: Option<ConnectionId>,
+        muted: bool,
+    ) -> Result<(), Error> {
         self.faults_of(conn)?.mute_heartbeats = muted;
         let ids = match conn {
             Some(id) => vec![id],
@@ -557,6 +569,25 @@ impl Broker {
                 }
             }
             self.schedule(id);
+        }
+        Ok(())
+    }
+
+    /// Fault control: stops (`true`) or resumes (`false`) answering `receipt` headers on
+    /// `conn`, or with `None` on every connection, those opened later included, as a broker
+    /// that loses its receipts (`DISCONNECT`'s too; the connection still closes). An `ERROR`
+    /// still names the receipt of the frame it refuses. Resuming `None` also resumes every
+    /// connection withheld on its own.
+    pub fn withhold_receipts(
+        &mut self,
+        conn: Option<ConnectionId>,
+        withheld: bool,
+    ) -> Result<(), Error> {
+        self.faults_of(conn)?.withhold_receipts = withheld;
+        if conn.is_none() && !withheld {
+            for c in self.conns.values_mut() {
+                c.faults.withhold_receipts = false;
+            }
         }
         Ok(())
     }
@@ -729,6 +760,12 @@ impl Broker {
         let receipt = frame.header("receipt").map(Bytes::copy_from_slice);
         let result = match (state, command) {
             (State::AwaitingConnect, Command::Connect | Command::Stomp) => {
+                if self.events.is_some() {
+                    self.event(BrokerEvent::Frame {
+                        conn: id,
+                        frame: frame.clone(),
+                    });
+                }
                 return self.on_connect(now, id, &frame);
             }
             (State::AwaitingConnect, _) => {
@@ -755,13 +792,20 @@ impl Broker {
             self.event(BrokerEvent::Frame { conn: id, frame });
         }
         if let Err(r) = result {
+            let receipt = receipt.filter(|_| r.names_receipt);
             self.refuse(id, r.message, &r.body, receipt.as_deref());
             return;
         }
-        let receipts = match self.config.dialect {
-            Dialect::RabbitMq => true,
-            Dialect::SpringSimple => command == Command::Disconnect,
-        };
+        let withheld = self.faults.withhold_receipts
+            || self
+                .conns
+                .get(&id)
+                .is_some_and(|c| c.faults.withhold_receipts);
+        let receipts = !withheld
+            && match self.config.dialect {
+                Dialect::RabbitMq => true,
+                Dialect::SpringSimple => command == Command::Disconnect,
+            };
         if let (true, Some(receipt)) = (receipts, receipt) {
             let dialect = self.config.dialect;
             if let Some(conn) = self.conns.get_mut(&id) {
@@ -871,7 +915,7 @@ impl Broker {
             }
         }
         let (mut send, mut expect) = (Duration::ZERO, Duration::ZERO);
-        if version != Version::V1_0 {
+        if self.config.heart_beat_versions.contains(&version) {
             if let Some(hb) = frame.header("heart-beat") {
                 let (cx, cy) = match value::heart_beat(hb) {
                     Ok(v) => v,
@@ -922,10 +966,13 @@ impl Broker {
         if let Some(rest) = destination.strip_prefix("/exchange/").and_then(named) {
             let (exchange, key) = rest.split_once('/').unwrap_or((&rest, ""));
             if !self.config.exchanges.iter().any(|e| e == exchange) {
-                return refuse(
-                    "not_found",
-                    format!("NOT_FOUND - no exchange '{exchange}' in vhost '/'"),
-                );
+                // RabbitMQ reports it when the channel closes, not as the frame's answer: the
+                // ERROR names no receipt.
+                return Err(Refusal {
+                    message: "not_found",
+                    body: format!("NOT_FOUND - no exchange '{exchange}' in vhost '/'"),
+                    names_receipt: false,
+                });
             }
             return Ok(Route::Topic(format!("{exchange}/{key}")));
         }
@@ -1394,13 +1441,7 @@ impl Broker {
     }
 
     /// Sends `ERROR` and closes.
-    fn refuse(
-        &mut self,
-        id: ConnectionId,
-        message: &str,
-        body: &str,
-        receipt: Option<&[u8]>,
-    ) {
+    fn refuse(&mut self, id: ConnectionId, message: &str, body: &str, receipt: Option<&[u8]>) {
         let versions = self.versions();
         let dialect = self.config.dialect;
         let Some(now) = self.now else {

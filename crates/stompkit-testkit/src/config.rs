@@ -176,6 +176,7 @@ pub struct BrokerConfig {
     pub(crate) heart_beat_floor: Duration,
     pub(crate) heart_beat_misses: u32,
     pub(crate) send_heartbeats: bool,
+    pub(crate) heart_beat_versions: Vec<Version>,
     pub(crate) users: BTreeMap<String, String>,
     pub(crate) vhosts: Vec<String>,
     pub(crate) exchanges: Vec<String>,
@@ -192,6 +193,7 @@ impl fmt::Debug for BrokerConfig {
             .field("heart_beat_floor", &self.heart_beat_floor)
             .field("heart_beat_misses", &self.heart_beat_misses)
             .field("send_heartbeats", &self.send_heartbeats)
+            .field("heart_beat_versions", &self.heart_beat_versions)
             .field("users", &self.users.keys().collect::<Vec<_>>())
             .field("vhosts", &self.vhosts)
             .field("exchanges", &self.exchanges)
@@ -227,6 +229,7 @@ impl BrokerConfig {
             heart_beat_floor,
             heart_beat_misses: 2,
             send_heartbeats: true,
+            heart_beat_versions: vec![Version::V1_1, Version::V1_2],
             users: BTreeMap::new(),
             vhosts: vec!["/".to_owned()],
             exchanges: ["amq.topic", "amq.direct", "amq.fanout"]
@@ -272,6 +275,15 @@ impl BrokerConfig {
     /// client's loss detection).
     pub fn with_sending_heartbeats(mut self, send: bool) -> Self {
         self.send_heartbeats = send;
+        self
+    }
+
+    /// The versions on which the broker negotiates heart-beats (default 1.1 and 1.2, as the
+    /// specification has them). Add 1.0 to imitate ActiveMQ, which honours a 1.0 `CONNECT`'s
+    /// `heart-beat`; leave it empty for a broker without heart-beats (Spring's simple broker
+    /// without a scheduler). On other versions `CONNECTED` says `heart-beat:0,0`.
+    pub fn with_heart_beat_versions(mut self, versions: &[Version]) -> Self {
+        self.heart_beat_versions = versions.to_vec();
         self
     }
 
