@@ -12,6 +12,8 @@
 //!   decode (a) comparison, and the report in `docs/performance.md`.
 //! - `bench-e2e [--quick] [--only NAMES]`: stompkit and other STOMP clients end to end
 //!   through the local RabbitMQ, tables in `docs/performance.md` (see `bench_e2e.rs`).
+//! - `interop`: stomp.py and stompjs suites against `stompkit broker`, and the root README's
+//!   first command (also a step of `ci`; see `interop.rs`).
 //! - `broker start|stop|status`, `cluster start|stop|status`: the local RabbitMQ node and
 //!   three-node cluster of the real-broker tests (see `broker.rs` and `docs/testing.md`).
 //!
@@ -19,6 +21,7 @@
 
 mod bench_e2e;
 mod broker;
+mod interop;
 mod probe;
 
 use std::env;
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
         Some("bench-e2e") => bench_e2e::bench_e2e(&args[1..]),
         Some("broker") => broker::broker(&args[1..]),
         Some("cluster") => broker::cluster(&args[1..]),
+        Some("interop") => interop::interop(&cargo()),
         Some("-h" | "--help" | "help") | None => {
             eprintln!("{}", usage());
             return ExitCode::SUCCESS;
@@ -61,7 +65,8 @@ fn usage() -> &'static str {
      bench               criterion benches against other codecs, report to docs/performance.md\n  \
      bench-e2e [--quick] [--only NAMES]\n                         clients end to end through RabbitMQ (root), to docs/performance.md\n  \
      broker start|stop|status   local RabbitMQ (STOMP, TLS, Web-STOMP) for the tests (root)\n  \
-     cluster start|stop|status  two more RabbitMQ nodes joined to it (root)"
+     cluster start|stop|status  two more RabbitMQ nodes joined to it (root)\n  \
+     interop             stomp.py and stompjs suites against `stompkit broker`, the README quickstart"
 }
 
 fn ci() -> Result<(), String> {
@@ -133,6 +138,8 @@ fn ci() -> Result<(), String> {
             .args(args)
             .env("STOMP_URL", url))?;
     }
+    // Other people's clients against `stompkit broker`, and the README's first command.
+    interop::interop(&cargo)?;
     // `--all-targets` leaves out doc tests; they run here.
     run(Command::new(&cargo)
         .args(["test", "--workspace", "--doc", "--all-features", "--locked"])
