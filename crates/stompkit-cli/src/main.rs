@@ -15,6 +15,7 @@ mod decode;
 mod demo;
 mod encode;
 mod json;
+mod proxy;
 mod send;
 mod subscribe;
 
@@ -42,6 +43,7 @@ enum Cmd {
     Bench(bench::Args),
     Broker(broker::Args),
     Demo(demo::Args),
+    Proxy(proxy::Args),
 }
 
 /// A STOMP protocol version, as given on the command line.
@@ -99,6 +101,7 @@ fn main() -> ExitCode {
         Cmd::Bench(args) => bench::run(&args),
         Cmd::Broker(args) => broker::run(&args),
         Cmd::Demo(args) => demo::run(&args),
+        Cmd::Proxy(args) => proxy::run(&args),
     };
     let (message, status) = match result {
         Ok(()) => return ExitCode::SUCCESS,
