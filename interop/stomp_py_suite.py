@@ -151,7 +151,7 @@ def check_connect_each_version():
         if version != "1.0":
             assert "server" in c.connected.headers, c.connected.headers
         c.close()
-        take(c.rec.disconnected, "the end of the connection")
+        take(c.rec.disconnected, "end of the connection")
 
 
 def check_send_with_receipt():
@@ -360,7 +360,7 @@ def check_error_then_close():
     c.conn.send("/nowhere/at-all", "x")
     err = take(c.rec.errors, "ERROR")
     assert err.headers.get("message"), err.headers
-    take(c.rec.disconnected, "the close after ERROR")
+    take(c.rec.disconnected, "close after the ERROR")
 
 
 def main():
