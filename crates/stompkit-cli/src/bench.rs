@@ -83,7 +83,7 @@ pub(crate) struct Args {
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = crate::connect::parse_positive)]
     in_flight: usize,
 
-    /// Destination [default: /queue/stompkit-bench-<pid>, new each run]
+    /// Destination [default: /queue/stompkit-bench-PID, new each run]
     #[arg(long, value_name = "DEST")]
     destination: Option<String>,
 
