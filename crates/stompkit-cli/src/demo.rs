@@ -41,20 +41,17 @@ pub(crate) fn run(args: &Args) -> Result<(), Failure> {
 }
 
 async fn demo(args: &Args) -> Result<(), Failure> {
-    let broker = match &args.url {
-        Some(_) => None,
-        None => Some(
-            EmbeddedBroker::builder()
+    let (broker, url) = match &args.url {
+        Some(url) => (None, url.clone()),
+        None => {
+            let broker = EmbeddedBroker::builder()
                 .ws_addr(None)
                 .start()
                 .await
-                .map_err(|e| Failure::Input(format!("cannot start the broker: {e}")))?,
-        ),
-    };
-    let url = match (&args.url, &broker) {
-        (Some(url), _) => url.clone(),
-        (None, Some(broker)) => broker.stomp_url(),
-        (None, None) => unreachable!("a broker is started when no URL is given"),
+                .map_err(|e| Failure::Input(format!("cannot start the broker: {e}")))?;
+            let url = broker.stomp_url();
+            (Some(broker), url)
+        }
     };
     let result = exchange(args, &url, broker.is_some()).await;
     if let Some(broker) = broker {
