@@ -11,13 +11,8 @@ use support::*;
 #[test]
 fn an_error_frame_ends_the_connection_fails_pending_receipts_and_reports_the_message() {
     let steps = transcript("activemq-malformed-send");
-    let mut sim = Sim::connected(
-        Sim::config(),
-        BrokerConfig {
-            receipts: false,
-            ..BrokerConfig::default()
-        },
-    );
+    let mut sim = Sim::connected(Sim::config(), BrokerConfig::default());
+    sim.broker.withhold_receipts(None, true).unwrap();
     let sub = sim
         .session
         .subscribe(sim.now, Subscribe::new("/queue/a").receipt())
@@ -104,13 +99,7 @@ fn frames_split_at_every_byte_are_handled_the_same() {
 #[test]
 fn statistics_count_frames_bytes_heartbeats_destinations_and_uptime() {
     let config = Sim::config().with_heart_beat(ms(1000), ms(0));
-    let mut sim = Sim::connected(
-        config,
-        BrokerConfig {
-            heart_beat: (0, 1000),
-            ..BrokerConfig::default()
-        },
-    );
+    let mut sim = Sim::connected(config, BrokerConfig::default());
     let connected_at = sim.now;
     sim.session
         .subscribe(sim.now, Subscribe::new("/queue/in"))
@@ -122,7 +111,7 @@ fn statistics_count_frames_bytes_heartbeats_destinations_and_uptime() {
         .send(sim.now, Message::new("/queue/out", "b"))
         .unwrap();
     sim.pump();
-    sim.broker.publish("/queue/in", "x");
+    sim.publish("/queue/in", "x");
     sim.pump();
     sim.advance(ms(2500));
     let stats = sim.session.stats();

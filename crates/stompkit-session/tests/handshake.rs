@@ -102,9 +102,12 @@ fn connected_without_version_header_means_1_0_and_is_refused_unless_offered() {
         Sim::config().with_versions([Version::V1_1, Version::V1_2]),
         BrokerConfig::default(),
     );
-    sim.broker.config.force_version = Some("");
-    // An empty version header is not a version we offered either.
+    // An empty version header is not a version we offered either. No broker answers so:
+    // a scripted peer does.
+    sim.scripted = true;
     sim.connect();
+    assert!(sim.heard.starts_with(b"CONNECT\n"));
+    sim.broker_says(b"CONNECTED\nserver:scripted\nheart-beat:0,0\nversion:\n\n\0\n");
     assert!(sim.events.iter().any(|e| matches!(e,
         Event::AttemptFailed { failure, .. } if failure.kind == FailureKind::Handshake(HandshakeFailure::Version))));
 
@@ -135,8 +138,10 @@ fn connected_naming_a_version_not_offered_is_refused_and_not_retried() {
         Sim::config().with_versions([Version::V1_2]),
         BrokerConfig::default(),
     );
-    sim.broker.config.force_version = Some("1.1");
+    // A scripted peer: no broker names a version the client did not offer.
+    sim.scripted = true;
     sim.connect();
+    sim.broker_says(b"CONNECTED\nserver:scripted\nheart-beat:0,0\nversion:1.1\n\n\0\n");
     assert_eq!(sim.session.state(), State::Closed);
     assert!(sim.events.iter().any(|e| matches!(
         e,
@@ -153,11 +158,8 @@ fn connected_naming_a_version_not_offered_is_refused_and_not_retried() {
 #[test]
 fn broker_sharing_no_version_is_a_version_failure() {
     let mut sim = Sim::new(
-        Sim::config(),
-        BrokerConfig {
-            versions: vec![],
-            ..BrokerConfig::default()
-        },
+        Sim::config().with_versions([Version::V1_2]),
+        BrokerConfig::default().with_versions(&[Version::V1_0, Version::V1_1]),
     );
     sim.connect();
     assert!(sim.events.iter().any(|e| matches!(
@@ -245,13 +247,7 @@ fn unknown_vhost_is_an_auth_failure() {
 #[test]
 fn auth_failures_are_retried_a_bounded_number_of_times_when_configured() {
     let config = Sim::config().with_auth_retries(2);
-    let mut sim = Sim::new(
-        config,
-        BrokerConfig {
-            passcode: Some("right".into()),
-            ..BrokerConfig::default()
-        },
-    );
+    let mut sim = Sim::new(config, BrokerConfig::default().with_user("guest", "right"));
     sim.connect();
     sim.advance(secs(600));
     assert_eq!(sim.session.stats().attempts, 3, "first try + 2 retries");
@@ -278,7 +274,7 @@ fn credentials_are_asked_again_for_every_attempt() {
     sim.advance(secs(2));
     assert_eq!(sim.session.state(), State::Connected);
     assert_eq!(sim.credentials_asked, 2);
-    let connects = sim.broker.frames(Command::Connect);
+    let connects = sim.frames(Command::Connect);
     assert_eq!(connects.len(), 2);
     assert_eq!(
         connects[0].header_str("Authorization"),
@@ -296,11 +292,11 @@ fn connect_carries_host_heart_beat_and_extra_headers() {
         .with_host("vhost-a")
         .with_heart_beat(ms(5000), ms(7000))
         .with_versions([Version::V1_1, Version::V1_2]);
-    let mut sim = Sim::new(config, BrokerConfig::default());
+    let mut sim = Sim::new(config, BrokerConfig::default().with_vhosts(&["vhost-a"]));
     sim.credentials =
         Box::new(|_| Credentials::login("station", "pw").header("client-id", "station-7"));
     sim.connect();
-    let connect = sim.broker.frames(Command::Connect)[0].clone();
+    let connect = sim.frames(Command::Connect)[0].clone();
     assert_eq!(connect.header_str("accept-version"), Some("1.1,1.2"));
     assert_eq!(connect.header_str("host"), Some("vhost-a"));
     assert_eq!(connect.header_str("login"), Some("station"));
@@ -324,7 +320,7 @@ fn credentials_that_cannot_be_written_fail_the_handshake_without_retry() {
             ..
         }
     )));
-    assert!(sim.broker.log.is_empty(), "nothing was written");
+    assert!(sim.received.log.is_empty(), "nothing was written");
 }
 
 #[test]

@@ -15,11 +15,14 @@ use stompkit_session::{
 };
 use support::*;
 
-fn refusing(destination: &str) -> BrokerConfig {
-    BrokerConfig {
-        refuse: vec![destination.to_owned()],
-        ..BrokerConfig::default()
-    }
+/// A destination on an exchange that does not exist (see [`refusing`]).
+const MISSING_EXCHANGE_KEY: &str = "/exchange/missing/quorum";
+
+/// A RabbitMQ-dialect broker without the exchange `missing`: a SEND or SUBSCRIBE naming it
+/// gets an ERROR `not_found` naming no receipt, then the connection closes (a queue declared
+/// with other arguments fails the same way on RabbitMQ).
+fn refusing() -> BrokerConfig {
+    BrokerConfig::default().with_exchanges(&["amq.topic"])
 }
 
 fn dropped(sim: &Sim) -> Vec<(String, DropReason)> {
@@ -43,7 +46,7 @@ fn a_send_the_broker_refuses_is_reported_poisoned_and_the_good_one_is_not_duplic
     // closes. The poisoned message is first in the batch, so the good one behind it is
     // never reached on those connections.
     let config = Sim::config().with_poison_after(3);
-    let mut sim = Sim::connected(config, refusing("/exchange/missing"));
+    let mut sim = Sim::connected(config, refusing());
     let poisoned = sim
         .session
         .send(sim.now, Message::new("/exchange/missing", "bad").receipt())
@@ -54,11 +57,7 @@ fn a_send_the_broker_refuses_is_reported_poisoned_and_the_good_one_is_not_duplic
     sim.pump();
     sim.advance(secs(60));
 
-    assert_eq!(
-        sim.broker.queued("/queue/good"),
-        ["good"],
-        "exactly one copy"
-    );
+    assert_eq!(sim.queued("/queue/good"), ["good"], "exactly one copy");
     let drops = dropped(&sim);
     assert_eq!(drops.len(), 1, "{drops:?}");
     assert_eq!(drops[0].0, "bad");
@@ -73,7 +72,7 @@ fn a_send_the_broker_refuses_is_reported_poisoned_and_the_good_one_is_not_duplic
         "the poisoned send ends in one event: MessageDropped"
     );
     // One connection per strike, then one that stays up.
-    assert_eq!(sim.broker.connections, 4);
+    assert_eq!(sim.connections(), 4);
     assert_eq!(sim.session.state(), State::Connected);
     assert!(sim.session.is_healthy());
     assert_eq!(sim.session.unconfirmed(), 0);
@@ -81,7 +80,7 @@ fn a_send_the_broker_refuses_is_reported_poisoned_and_the_good_one_is_not_duplic
 
 #[test]
 fn a_good_send_confirmed_before_the_error_is_sent_once() {
-    let mut sim = Sim::connected(Sim::config(), refusing("/exchange/missing"));
+    let mut sim = Sim::connected(Sim::config(), refusing());
     sim.session
         .send(sim.now, Message::new("/queue/good", "good").receipt())
         .unwrap();
@@ -90,9 +89,9 @@ fn a_good_send_confirmed_before_the_error_is_sent_once() {
         .unwrap();
     sim.pump();
     sim.advance(secs(60));
-    assert_eq!(sim.broker.queued("/queue/good"), ["good"]);
+    assert_eq!(sim.queued("/queue/good"), ["good"]);
     assert_eq!(
-        sim.broker.frames(Command::Send).len(),
+        sim.frames(Command::Send).len(),
         1 + 3,
         "good once, bad three times"
     );
@@ -107,9 +106,9 @@ fn connections_that_die_before_they_are_healthy_grow_the_backoff() {
         .with_backoff(backoff)
         .with_poison_after(u32::MAX)
         .with_healthy_after(secs(5));
-    let mut sim = Sim::connected(config, refusing("/queue/quorum"));
+    let mut sim = Sim::connected(config, refusing());
     sim.session
-        .subscribe(sim.now, Subscribe::new("/queue/quorum"))
+        .subscribe(sim.now, Subscribe::new(MISSING_EXCHANGE_KEY))
         .unwrap();
     sim.pump();
     sim.advance(secs(40));
@@ -127,12 +126,12 @@ fn connections_that_die_before_they_are_healthy_grow_the_backoff() {
 #[test]
 fn a_subscription_the_broker_refuses_is_reported_and_not_re_sent() {
     let config = Sim::config().with_poison_after(2);
-    let mut sim = Sim::connected(config, refusing("/queue/quorum"));
+    let mut sim = Sim::connected(config, refusing());
     let refused = sim
         .session
         .subscribe(
             sim.now,
-            Subscribe::new("/queue/quorum").ack(AckMode::Client),
+            Subscribe::new(MISSING_EXCHANGE_KEY).ack(AckMode::Client),
         )
         .unwrap();
     let kept = sim
@@ -155,17 +154,16 @@ fn a_subscription_the_broker_refuses_is_reported_and_not_re_sent() {
         matches!(&ended[0].1, SubscriptionEnd::Refused(f) if f.header_str("message") == Some("not_found"))
     );
     assert_eq!(
-        sim.broker
-            .frames(Command::Subscribe)
+        sim.frames(Command::Subscribe)
             .iter()
-            .filter(|f| f.header_str("destination") == Some("/queue/quorum"))
+            .filter(|f| f.header_str("destination") == Some(MISSING_EXCHANGE_KEY))
             .count(),
         2
     );
-    assert_eq!(sim.broker.connections, 3);
+    assert_eq!(sim.connections(), 3);
     assert_eq!(sim.session.state(), State::Connected);
     assert!(sim.session.subscription(refused).is_none());
-    sim.broker.publish("/queue/fine", "still here");
+    sim.publish("/queue/fine", "still here");
     sim.pump();
     assert_eq!(sim.delivered_bodies(), ["still here"]);
     assert!(sim.session.subscription(kept).is_some());
@@ -184,7 +182,7 @@ fn an_inbound_message_over_the_frame_limit_gives_up_instead_of_looping() {
         )
         .unwrap();
     sim.pump();
-    sim.broker.publish("/queue/big", &"x".repeat(4096));
+    sim.publish("/queue/big", &"x".repeat(4096));
     sim.pump();
     sim.advance(secs(60));
     assert_eq!(sim.session.state(), State::Closed);
@@ -204,7 +202,8 @@ fn an_inbound_message_over_the_frame_limit_gives_up_instead_of_looping() {
         "{failure:?}"
     );
     assert_eq!(
-        sim.broker.connections, 3,
+        sim.connections(),
+        3,
         "one connection per strike, then no more"
     );
 }
@@ -233,7 +232,7 @@ fn a_send_over_the_frame_limit_is_refused_at_send() {
         .send(sim.now, Message::new("/queue/a", vec![b'x'; 100]))
         .unwrap();
     sim.pump();
-    assert_eq!(sim.broker.frames(Command::Send).len(), 1);
+    assert_eq!(sim.frames(Command::Send).len(), 1);
 }
 
 #[test]
@@ -246,7 +245,7 @@ fn an_ack_inside_an_aborted_transaction_can_be_redone() {
         )
         .unwrap();
     sim.pump();
-    sim.broker.publish("/queue/a", "offer");
+    sim.publish("/queue/a", "offer");
     sim.pump();
     let handle = sim
         .events
@@ -271,7 +270,7 @@ fn an_ack_inside_an_aborted_transaction_can_be_redone() {
     // The broker still holds it: acknowledge it again, outside the transaction.
     sim.session.ack(sim.now, &handle).unwrap();
     sim.pump();
-    let acks = sim.broker.frames(Command::Ack);
+    let acks = sim.frames(Command::Ack);
     assert_eq!(acks.len(), 2);
     assert_eq!(acks[1].header("transaction"), None);
     assert_eq!(
@@ -287,8 +286,8 @@ fn an_ack_inside_a_committed_transaction_takes_effect_on_commit() {
         .subscribe(sim.now, Subscribe::new("/queue/a").ack(AckMode::Client))
         .unwrap();
     sim.pump();
-    sim.broker.publish("/queue/a", "1");
-    sim.broker.publish("/queue/a", "2");
+    sim.publish("/queue/a", "1");
+    sim.publish("/queue/a", "2");
     sim.pump();
     let handles: Vec<_> = sim
         .events
@@ -349,20 +348,16 @@ fn stomp_1_0_heart_beats_negotiated_by_the_broker_are_honoured() {
     let config = Sim::config()
         .with_versions([Version::V1_0])
         .with_heart_beat(ms(1000), ms(1000));
-    let broker = BrokerConfig {
-        versions: vec![Version::V1_0],
-        heart_beat: (1000, 1000),
-        sends_heartbeats: true,
-        heartbeats_on_1_0: true,
-        ..BrokerConfig::default()
-    };
+    let broker = BrokerConfig::default()
+        .with_versions(&[Version::V1_0])
+        .with_heart_beat_versions(&[Version::V1_0, Version::V1_1, Version::V1_2]);
     let mut sim = Sim::connected(config, broker);
     sim.advance(secs(30));
-    assert_eq!(sim.broker.connections, 1);
+    assert_eq!(sim.connections(), 1);
     assert!(
-        sim.broker.heartbeats_received >= 25,
+        sim.broker.stats().heartbeats_received >= 25,
         "{}",
-        sim.broker.heartbeats_received
+        sim.broker.stats().heartbeats_received
     );
     assert!(sim.session.stats().heartbeats_in >= 25);
 }
@@ -398,10 +393,10 @@ fn subscriptions_end_with_an_event_when_the_session_closes() {
     );
     assert_eq!(sim.session.subscriptions().count(), 0);
     // Connecting again subscribes to nothing until asked.
-    let before = sim.broker.frames(Command::Subscribe).len();
+    let before = sim.frames(Command::Subscribe).len();
     sim.connect();
     assert_eq!(sim.session.state(), State::Connected);
-    assert_eq!(sim.broker.frames(Command::Subscribe).len(), before);
+    assert_eq!(sim.frames(Command::Subscribe).len(), before);
 }
 
 #[test]
@@ -440,13 +435,8 @@ fn timeouts_of_duration_max_mean_never_and_do_not_overflow() {
         .with_receipt_timeout(Duration::MAX)
         .with_disconnect_timeout(Duration::MAX)
         .with_healthy_after(Duration::MAX);
-    let mut sim = Sim::new(
-        config,
-        BrokerConfig {
-            receipts: false,
-            ..BrokerConfig::default()
-        },
-    );
+    let mut sim = Sim::new(config, BrokerConfig::default());
+    sim.broker.withhold_receipts(None, true).unwrap();
     sim.connect();
     sim.session
         .send(sim.now, Message::new("/queue/a", "x").receipt())
@@ -520,11 +510,9 @@ fn a_re_send_that_cannot_be_written_is_reported_not_dropped_silently() {
     // Sent on a 1.2 connection (a line feed in a header is escaped there); the broker then
     // speaks only 1.0, which cannot carry it.
     let config = Sim::config().with_versions([Version::V1_0, Version::V1_2]);
-    let broker = BrokerConfig {
-        receipts: false,
-        ..BrokerConfig::default()
-    };
+    let broker = BrokerConfig::default();
     let mut sim = Sim::connected(config, broker);
+    sim.broker.withhold_receipts(None, true).unwrap();
     let id = sim
         .session
         .send(
@@ -535,8 +523,8 @@ fn a_re_send_that_cannot_be_written_is_reported_not_dropped_silently() {
         )
         .unwrap();
     sim.pump();
-    sim.broker.config.versions = vec![Version::V1_0];
-    sim.drop_link();
+    // The broker comes back speaking only 1.0.
+    sim.replace_broker(BrokerConfig::default().with_versions(&[Version::V1_0]));
     sim.advance(secs(1));
     assert_eq!(sim.session.version(), Some(Version::V1_0));
     assert!(sim.events.iter().any(|e| matches!(
@@ -558,17 +546,12 @@ fn beyond_the_send_window_messages_wait_in_the_queue_in_order() {
     assert_eq!(sim.session.unconfirmed(), 2);
     assert_eq!(sim.session.queued(), 3);
     sim.pump();
-    assert_eq!(sim.broker.queued("/queue/a"), ["1", "2", "3", "4", "5"]);
+    assert_eq!(sim.queued("/queue/a"), ["1", "2", "3", "4", "5"]);
     assert_eq!((sim.session.unconfirmed(), sim.session.queued()), (0, 0));
     // The queue's limits are the same rule online: a full queue hands the message back.
     let config = Sim::config().with_send_window(1).with_queue(1, 1 << 20);
-    let mut sim = Sim::connected(
-        config,
-        BrokerConfig {
-            receipts: false,
-            ..BrokerConfig::default()
-        },
-    );
+    let mut sim = Sim::connected(config, BrokerConfig::default());
+    sim.broker.withhold_receipts(None, true).unwrap();
     sim.session
         .send(sim.now, Message::new("/queue/a", "1").receipt())
         .unwrap();
@@ -584,12 +567,10 @@ fn beyond_the_send_window_messages_wait_in_the_queue_in_order() {
 
 #[test]
 fn a_re_sent_message_keeps_its_stable_id_and_consumers_see_the_duplicate() {
-    let broker = BrokerConfig {
-        receipts: false,
-        ..BrokerConfig::default()
-    };
+    let broker = BrokerConfig::default();
     let config = Sim::config().with_client_id("station-7");
     let mut sim = Sim::connected(config, broker);
+    sim.broker.withhold_receipts(None, true).unwrap();
     sim.session
         .send(sim.now, Message::new("/queue/a", "offer").receipt())
         .unwrap();
@@ -597,7 +578,6 @@ fn a_re_sent_message_keeps_its_stable_id_and_consumers_see_the_duplicate() {
     sim.drop_link();
     sim.advance(secs(1));
     let ids: Vec<_> = sim
-        .broker
         .frames(Command::Send)
         .iter()
         .map(|f| f.header_str("stompkit-id").map(str::to_owned))
@@ -616,12 +596,9 @@ fn a_re_sent_message_keeps_its_stable_id_and_consumers_see_the_duplicate() {
         .subscribe(sim.now, Subscribe::new("/queue/b"))
         .unwrap();
     sim.pump();
-    sim.broker
-        .publish_with("/queue/b", "offer", &[("stompkit-id", "p-9")]);
-    sim.broker
-        .publish_with("/queue/b", "offer", &[("stompkit-id", "p-9")]);
-    sim.broker
-        .publish_with("/queue/b", "other", &[("stompkit-id", "p-10")]);
+    sim.publish_with("/queue/b", "offer", &[("stompkit-id", "p-9")]);
+    sim.publish_with("/queue/b", "offer", &[("stompkit-id", "p-9")]);
+    sim.publish_with("/queue/b", "other", &[("stompkit-id", "p-10")]);
     sim.pump();
     let flags: Vec<bool> = sim
         .events
@@ -644,7 +621,7 @@ fn the_eol_rabbitmq_puts_after_every_frame_is_no_heart_beat() {
         .unwrap();
     sim.pump();
     for n in 0..10 {
-        sim.broker.publish("/queue/a", &n.to_string());
+        sim.publish("/queue/a", &n.to_string());
     }
     sim.pump();
     let stats = sim.session.stats();
@@ -678,10 +655,7 @@ fn reconnect_now_skips_the_backoff_but_not_the_breaker() {
 fn transmits_mark_each_frame_and_heart_beat() {
     let mut sim = Sim::connected(
         Sim::config().with_heart_beat(ms(1000), ms(0)),
-        BrokerConfig {
-            heart_beat: (0, 1000),
-            ..BrokerConfig::default()
-        },
+        BrokerConfig::default(),
     );
     sim.session
         .subscribe(sim.now, Subscribe::new("/queue/a"))
@@ -704,11 +678,9 @@ fn transmits_mark_each_frame_and_heart_beat() {
 #[test]
 fn receipts_time_out_in_order_and_only_when_due() {
     let config = Sim::config().with_receipt_timeout(secs(10));
-    let broker = BrokerConfig {
-        receipts: false,
-        ..BrokerConfig::default()
-    };
+    let broker = BrokerConfig::default();
     let mut sim = Sim::connected(config, broker);
+    sim.broker.withhold_receipts(None, true).unwrap();
     let mut ids = Vec::new();
     for n in 0..1000 {
         if n % 100 == 0 {

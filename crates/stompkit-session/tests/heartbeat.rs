@@ -63,13 +63,7 @@ fn rabbitmq_answer_1000_to_our_500_is_negotiated_per_spec() {
 
 #[test]
 fn zero_on_either_side_disables_heart_beats() {
-    let mut sim = Sim::connected(
-        hb_config(0, 0),
-        BrokerConfig {
-            heart_beat: (1000, 1000),
-            ..BrokerConfig::default()
-        },
-    );
+    let mut sim = Sim::connected(hb_config(0, 0), BrokerConfig::default());
     assert_eq!(
         negotiated(&sim),
         HeartBeat {
@@ -84,10 +78,8 @@ fn zero_on_either_side_disables_heart_beats() {
     assert_eq!(sim.session.poll_timeout(), None);
     let sim = Sim::connected(
         hb_config(1000, 1000),
-        BrokerConfig {
-            heart_beat: (0, 0),
-            ..BrokerConfig::default()
-        },
+        // A broker that does no heart-beats at all.
+        BrokerConfig::default().with_heart_beat_versions(&[]),
     );
     assert_eq!(
         negotiated(&sim),
@@ -101,28 +93,16 @@ fn zero_on_either_side_disables_heart_beats() {
 #[test]
 fn no_heart_beats_on_1_0() {
     let config = hb_config(1000, 1000).with_versions([Version::V1_0]);
-    let mut sim = Sim::connected(
-        config,
-        BrokerConfig {
-            heart_beat: (1000, 1000),
-            ..BrokerConfig::default()
-        },
-    );
+    let mut sim = Sim::connected(config, BrokerConfig::default());
     assert_eq!(negotiated(&sim), HeartBeat::default());
     sim.advance(secs(60));
     assert_eq!(sim.session.state(), State::Connected);
-    assert_eq!(sim.broker.heartbeats_received, 0);
+    assert_eq!(sim.broker.stats().heartbeats_received, 0);
 }
 
 #[test]
 fn eol_is_sent_only_when_nothing_else_went_out_in_the_interval() {
-    let mut sim = Sim::connected(
-        hb_config(1000, 0),
-        BrokerConfig {
-            heart_beat: (0, 1000),
-            ..BrokerConfig::default()
-        },
-    );
+    let mut sim = Sim::connected(hb_config(1000, 0), BrokerConfig::default());
     assert_eq!(negotiated(&sim).send, Some(ms(1000)));
     // Sending a frame every 600 ms keeps heart-beats away.
     for i in 0..10 {
@@ -132,31 +112,24 @@ fn eol_is_sent_only_when_nothing_else_went_out_in_the_interval() {
             .unwrap();
         sim.pump();
     }
-    assert_eq!(sim.broker.heartbeats_received, 0);
+    assert_eq!(sim.broker.stats().heartbeats_received, 0);
     assert_eq!(sim.session.stats().heartbeats_out, 0);
     // Silence: one EOL per interval.
     sim.advance(ms(3500));
-    assert_eq!(sim.broker.heartbeats_received, 3);
+    assert_eq!(sim.broker.stats().heartbeats_received, 3);
 }
 
 #[test]
 fn heart_beat_loss_is_detected_within_interval_times_grace() {
     let config = hb_config(0, 1000).with_heartbeat_grace(2.0);
-    let mut sim = Sim::connected(
-        config,
-        BrokerConfig {
-            heart_beat: (1000, 0),
-            sends_heartbeats: true,
-            ..BrokerConfig::default()
-        },
-    );
+    let mut sim = Sim::connected(config, BrokerConfig::default());
     assert_eq!(negotiated(&sim).expect, Some(ms(1000)));
     // The broker's heart-beats keep the connection alive.
     sim.advance(secs(30));
     assert_eq!(sim.session.state(), State::Connected);
     assert!(sim.session.stats().heartbeats_in >= 29);
     // The broker goes silent (but the transport stays up, as with a dead NAT mapping).
-    sim.broker.next_heartbeat = None;
+    sim.broker.mute_heartbeats(None, true).unwrap();
     let silent_since = sim.now;
     sim.advance(ms(1999));
     assert_eq!(
@@ -199,10 +172,8 @@ fn any_byte_counts_as_life_not_only_eols() {
     let config = hb_config(0, 1000).with_heartbeat_grace(1.5);
     let mut sim = Sim::connected(
         config,
-        BrokerConfig {
-            heart_beat: (1000, 0),
-            ..BrokerConfig::default()
-        },
+        // Only messages come from the broker, no heart-beats.
+        BrokerConfig::default().with_sending_heartbeats(false),
     );
     sim.session
         .subscribe(sim.now, stompkit_session::Subscribe::new("/queue/a"))
@@ -210,7 +181,7 @@ fn any_byte_counts_as_life_not_only_eols() {
     sim.pump();
     for i in 0..20 {
         sim.advance(ms(1400));
-        sim.broker.publish("/queue/a", &format!("m{i}"));
+        sim.publish("/queue/a", &format!("m{i}"));
         sim.pump();
     }
     assert_eq!(sim.session.state(), State::Connected);

@@ -33,10 +33,11 @@ use stompkit_session::{
     DropReason, Event, Message, Piece, ReceiptId, ReceiptOutcome, SendId, Session, SessionConfig,
     State, Subscribe, Transmit,
 };
-use support::{BrokerConfig, FakeBroker, decode_all, ms, secs};
+use support::{Broker, BrokerConfig, ConnectionId, Received, decode_all, ms, secs};
 
-/// The destination the fake broker refuses (RabbitMQ: an exchange that does not exist).
-const REFUSED: &str = "/queue/refused";
+/// A destination the broker refuses with an ERROR naming no receipt, then a close
+/// (RabbitMQ: an exchange that does not exist).
+const REFUSED: &str = "/exchange/missing/refused";
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -84,10 +85,16 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// A driver over the in-memory broker that records every frame it was handed.
+/// A driver over the testkit's broker core that records every frame it was handed.
 struct Net {
     session: Session,
-    broker: FakeBroker,
+    broker: Broker,
+    /// What the broker received.
+    received: Received,
+    /// The broker's connection for the open transport.
+    conn: Option<ConnectionId>,
+    /// The broker is done with `conn`: close it once its output is taken.
+    broker_closing: bool,
     now: Instant,
     events: Vec<Event>,
     /// Every frame taken from `poll_transmit`, in order, whether or not it reached the broker.
@@ -115,15 +122,13 @@ impl Net {
                     .consecutive_failures(4)
                     .open_for(OpenDuration::Fixed(secs(5))),
             );
-        let broker = BrokerConfig {
-            heart_beat: (500, 500),
-            sends_heartbeats: true,
-            refuse: vec![REFUSED.to_owned()],
-            ..BrokerConfig::default()
-        };
+        let broker = BrokerConfig::default().with_heart_beat_floor(ms(500));
         Self {
             session: Session::new(config, start).expect("valid config"),
-            broker: FakeBroker::new(broker),
+            broker: support::broker(broker),
+            received: Received::default(),
+            conn: None,
+            broker_closing: false,
             now: start,
             events: Vec::new(),
             written: Vec::new(),
@@ -149,15 +154,22 @@ impl Net {
                 moved = true;
                 self.events.push(event);
             }
-            if let Some(attempt) = self.transport {
-                if self.broker.has_output() {
+            self.received.drain(&mut self.broker);
+            while let Some(conn) = self.broker.poll_close() {
+                // Closed by the session already, or the one to close after its last bytes.
+                if Some(conn) == self.conn {
+                    self.broker_closing = true;
+                } else {
+                    self.broker.closed(self.now, conn);
+                }
+            }
+            if let (Some(attempt), Some(conn)) = (self.transport, self.conn) {
+                if let Some(bytes) = self.broker.poll_transmit(conn) {
                     moved = true;
-                    let bytes = self.broker.take_out();
                     self.session.handle_input(self.now, attempt, &bytes);
-                } else if self.broker.closing {
+                } else if self.broker_closing {
                     moved = true;
-                    self.broker.close();
-                    self.transport = None;
+                    self.close_transport();
                     self.session
                         .transport_closed(self.now, attempt, CloseReason::PeerClosed);
                 }
@@ -169,13 +181,25 @@ impl Net {
         panic!("pump did not settle");
     }
 
+    /// Ends the transport on the driver's and the broker's side.
+    fn close_transport(&mut self) {
+        self.transport = None;
+        self.broker_closing = false;
+        if let Some(conn) = self.conn.take() {
+            self.broker.closed(self.now, conn);
+        }
+        self.received.drain(&mut self.broker);
+    }
+
     fn on_directive(&mut self, directive: Directive) {
         match directive {
             Directive::Open(attempt) => {
                 assert_eq!(self.transport, None, "Open with a transport open");
                 if self.reachable {
                     self.transport = Some(attempt);
-                    self.broker.open();
+                    let conn = self.broker.open(self.now).expect("room for a connection");
+                    self.received.conns.push(Some(conn));
+                    self.conn = Some(conn);
                     let credentials = Credentials::login("guest", "guest");
                     self.session
                         .transport_connected(self.now, attempt, credentials);
@@ -185,9 +209,9 @@ impl Net {
                 }
             }
             Directive::Close(attempt) => {
-                if let Some(open) = self.transport.take() {
+                if let Some(open) = self.transport {
                     assert_eq!(open, attempt, "Close names another attempt");
-                    self.broker.close();
+                    self.close_transport();
                 }
             }
         }
@@ -203,21 +227,21 @@ impl Net {
             }
         }
         if std::mem::take(&mut self.lose_next_write) {
-            self.broker.close();
-            self.transport = None;
+            self.close_transport();
             let reset = CloseReason::Error("reset".into());
             self.session.transport_closed(self.now, attempt, reset);
         } else {
-            self.broker.receive(self.now, transmit);
+            let conn = self.conn.expect("a broker connection with the transport");
+            self.broker.handle_input(self.now, conn, transmit);
         }
     }
 
-    /// Moves the clock by `d`, stopping at every deadline (the session's and the broker's
-    /// heart-beat); at each, input is handled before the timers.
+    /// Moves the clock by `d`, stopping at every deadline (the session's and the broker's);
+    /// at each, input is handled before the timers.
     fn advance(&mut self, d: Duration) {
         let target = self.now + d;
         for _ in 0..100_000 {
-            let next = [self.session.poll_timeout(), self.broker.next_heartbeat]
+            let next = [self.session.poll_timeout(), self.broker.poll_timeout()]
                 .into_iter()
                 .flatten()
                 .min();
@@ -230,7 +254,7 @@ impl Net {
                 assert!(deadline >= self.now, "deadline in the past");
             }
             self.now = self.now.max(t);
-            self.broker.tick(self.now);
+            self.broker.handle_timeout(self.now);
             self.pump();
             self.session.handle_timeout(self.now);
             if let Some(deadline) = self.session.poll_timeout() {
@@ -311,7 +335,10 @@ fn run(ops: &[Op], seed: u64, start: Instant) -> (Net, BTreeMap<SendId, Accepted
             Op::SubscribeRefused => {
                 let _ = net.session.subscribe(now, Subscribe::new(REFUSED));
             }
-            Op::Publish(i) => net.broker.publish(&format!("/queue/in{i}"), "p"),
+            Op::Publish(i) => net
+                .broker
+                .publish(&format!("/queue/in{i}"), &[], "p")
+                .expect("the broker takes the message"),
             Op::AckLatest => {
                 let handle = net.events.iter().rev().find_map(|e| match e {
                     Event::Message { handle, .. } => Some(handle.clone()),
@@ -322,15 +349,18 @@ fn run(ops: &[Op], seed: u64, start: Instant) -> (Net, BTreeMap<SendId, Accepted
                 }
             }
             Op::Drop => {
-                if let Some(attempt) = net.transport.take() {
-                    net.broker.close();
+                if let Some(attempt) = net.transport {
+                    net.close_transport();
                     net.session
                         .transport_closed(now, attempt, CloseReason::PeerClosed);
                 }
             }
             Op::LoseNextWrite => net.lose_next_write = true,
             Op::Unreachable(b) => net.reachable = !b,
-            Op::ReceiptsOff(b) => net.broker.config.receipts = !b,
+            Op::ReceiptsOff(b) => net
+                .broker
+                .withhold_receipts(None, b)
+                .expect("withheld from every connection"),
             Op::Advance(d) => net.advance(ms(u64::from(d))),
             Op::ReconnectNow => net.session.reconnect_now(now),
             Op::Disconnect => net.session.disconnect(now),
@@ -342,7 +372,9 @@ fn run(ops: &[Op], seed: u64, start: Instant) -> (Net, BTreeMap<SendId, Accepted
     // Settle: a healthy broker, and time for every timer, retry and breaker probe.
     net.reachable = true;
     net.lose_next_write = false;
-    net.broker.config.receipts = true;
+    net.broker
+        .withhold_receipts(None, false)
+        .expect("answered on every connection");
     net.advance(secs(10));
     if matches!(net.session.state(), State::Closed | State::Idle) {
         net.session.connect(net.now);
@@ -397,8 +429,8 @@ fn outcomes(net: &Net, id: SendId, sent: &Accepted) -> Vec<String> {
 }
 
 fn check(net: &Net, accepted: &BTreeMap<SendId, Accepted>) {
-    for c in 0..=net.broker.connections {
-        let frames = net.broker.frames_on(c);
+    for c in 1..=net.received.conns.len() {
+        let frames = net.received.frames_on(c);
         if let Some(i) = frames
             .iter()
             .position(|f| f.command() == Command::Disconnect)
@@ -412,7 +444,7 @@ fn check(net: &Net, accepted: &BTreeMap<SendId, Accepted>) {
     }
 
     let received: Vec<&[u8]> = net
-        .broker
+        .received
         .frames(Command::Send)
         .into_iter()
         .map(Frame::body)

@@ -7,8 +7,7 @@ use stompkit_session::{DropReason, Error, Event, Message, OverflowPolicy, SendId
 use support::*;
 
 fn sent_bodies(sim: &Sim) -> Vec<String> {
-    sim.broker
-        .frames(Command::Send)
+    sim.frames(Command::Send)
         .into_iter()
         .map(|f| String::from_utf8_lossy(f.body()).into_owned())
         .collect()
@@ -131,11 +130,9 @@ fn a_message_already_expired_when_sent_is_dropped_at_once() {
 fn an_unconfirmed_send_expired_before_reconnect_is_not_re_sent() {
     let mut sim = Sim::connected(
         Sim::config().with_backoff(stompkit_session::BackoffConfig::constant(secs(10))),
-        BrokerConfig {
-            receipts: false,
-            ..BrokerConfig::default()
-        },
+        BrokerConfig::default(),
     );
+    sim.broker.withhold_receipts(None, true).unwrap();
     let id = sim
         .session
         .send(
@@ -154,8 +151,7 @@ fn an_unconfirmed_send_expired_before_reconnect_is_not_re_sent() {
         [(id, DropReason::Expired, "offer".to_owned())]
     );
     assert!(
-        sim.broker
-            .frames_on(2)
+        sim.frames_on(2)
             .iter()
             .all(|f| f.command() != Command::Send)
     );

@@ -46,7 +46,9 @@ fn a_receipt_for_the_rabbitmq_transcript_send_is_confirmed_when_joined_with_a_me
         )
         .unwrap();
     sim.pump();
-    sim.broker.config.receipts = false;
+    // The broker neither answers nor delivers: the transcript's bytes do both.
+    sim.broker.withhold_receipts(None, true).unwrap();
+    sim.broker.drop_deliveries(None, 1).unwrap();
     let id = sim
         .session
         .send(
@@ -54,9 +56,8 @@ fn a_receipt_for_the_rabbitmq_transcript_send_is_confirmed_when_joined_with_a_me
             Message::new("/queue/transcript-1795304747", "x").receipt(),
         )
         .unwrap();
-    sim.broker.deliver = false;
     sim.pump();
-    let receipt = sim.broker.frames(Command::Send)[0]
+    let receipt = sim.frames(Command::Send)[0]
         .header_str("receipt")
         .unwrap()
         .to_owned();
@@ -78,13 +79,8 @@ fn a_receipt_for_the_rabbitmq_transcript_send_is_confirmed_when_joined_with_a_me
 #[test]
 fn a_receipt_not_answered_in_time_is_reported_timed_out() {
     let config = Sim::config().with_receipt_timeout(secs(3));
-    let mut sim = Sim::connected(
-        config,
-        BrokerConfig {
-            receipts: false,
-            ..BrokerConfig::default()
-        },
-    );
+    let mut sim = Sim::connected(config, BrokerConfig::default());
+    sim.broker.withhold_receipts(None, true).unwrap();
     let id = sim
         .session
         .send(sim.now, Message::new("/queue/a", "x").receipt())
@@ -110,24 +106,24 @@ fn an_error_naming_a_receipt_fails_that_receipt_and_ends_the_connection() {
     let mut sim = Sim::connected(Sim::config(), BrokerConfig::default());
     let tx = sim.session.begin(sim.now, false).unwrap();
     sim.pump();
-    sim.broker.config.receipts = false;
+    sim.broker.withhold_receipts(None, true).unwrap();
     let other = sim
         .session
         .send(sim.now, Message::new("/queue/a", "ok").receipt())
         .unwrap();
     let pending_commit = sim.session.commit(sim.now, tx, true);
     assert!(pending_commit.is_ok());
-    // A SEND without destination is refused by the broker with an ERROR naming its receipt.
+    // A SEND to no valid destination is refused by the broker with an ERROR naming its
+    // receipt.
     let bad = sim
         .session
         .send(sim.now, Message::new("", "no destination").receipt())
         .unwrap();
     sim.pump();
     match receipt_of(&sim, ReceiptId::Send(bad)) {
-        Some(ReceiptOutcome::Error(frame)) => assert_eq!(
-            frame.header_str("message"),
-            Some("SEND without destination")
-        ),
+        Some(ReceiptOutcome::Error(frame)) => {
+            assert_eq!(frame.header_str("message"), Some("Unknown destination"))
+        }
         other => panic!("{other:?}"),
     }
     assert!(
@@ -142,11 +138,10 @@ fn an_error_naming_a_receipt_fails_that_receipt_and_ends_the_connection() {
     // The unconfirmed good one is re-sent after the reconnect (at-least-once); the one the
     // ERROR named is not.
     assert_eq!(receipt_of(&sim, ReceiptId::Send(other)), None);
-    sim.broker.config.receipts = true;
+    sim.broker.withhold_receipts(None, false).unwrap();
     sim.advance(secs(2));
     assert_eq!(sim.session.state(), State::Connected);
     let resent: Vec<_> = sim
-        .broker
         .frames_on(2)
         .into_iter()
         .filter(|f| f.command() == Command::Send)
@@ -163,7 +158,6 @@ fn an_error_naming_a_receipt_fails_that_receipt_and_ends_the_connection() {
 fn disconnect_waits_for_its_receipt() {
     let steps = transcript("rabbitmq-connect-1.2");
     let mut sim = Sim::connected(Sim::config(), BrokerConfig::default());
-    sim.broker.deliver = true;
     sim.session.disconnect(sim.now);
     assert_eq!(sim.session.state(), State::Disconnecting);
     let wire = sim.session.poll_transmit().unwrap();
@@ -189,7 +183,6 @@ fn disconnect_waits_for_its_receipt() {
 fn disconnect_receipt_timeout_closes_anyway() {
     let config = Sim::config().with_disconnect_timeout(secs(2));
     let mut sim = Sim::connected(config, BrokerConfig::default());
-    sim.broker.config.receipts = false;
     // A broker that never answers DISCONNECT: take the bytes ourselves.
     sim.session.disconnect(sim.now);
     let _ = sim.session.poll_transmit();
@@ -217,10 +210,7 @@ fn nothing_is_written_after_disconnect_is_queued() {
     let config = Sim::config().with_heart_beat(ms(100), ms(0));
     let mut sim = Sim::connected(
         config,
-        BrokerConfig {
-            heart_beat: (0, 100),
-            ..BrokerConfig::default()
-        },
+        BrokerConfig::default().with_heart_beat_floor(ms(100)),
     );
     sim.session.disconnect(sim.now);
     let wire = sim.session.poll_transmit().unwrap();

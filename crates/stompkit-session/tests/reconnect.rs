@@ -29,7 +29,6 @@ fn reconnect_after_a_broker_restart_resumes_every_subscription_with_the_same_ids
         .unwrap();
     sim.pump();
     let before: Vec<_> = sim
-        .broker
         .frames_on(1)
         .into_iter()
         .filter(|f| f.command() == Command::Subscribe)
@@ -41,7 +40,6 @@ fn reconnect_after_a_broker_restart_resumes_every_subscription_with_the_same_ids
     sim.advance(secs(1));
     assert_eq!(sim.session.state(), State::Connected);
     let after: Vec<_> = sim
-        .broker
         .frames_on(2)
         .into_iter()
         .filter(|f| f.command() == Command::Subscribe)
@@ -70,7 +68,7 @@ fn reconnect_after_a_broker_restart_resumes_every_subscription_with_the_same_ids
     assert_eq!(after[1].header_str("id"), Some(b.to_string().as_str()));
     assert_eq!(after[0].header_str("selector"), Some("type='NEW'"));
     // Messages published while we were away arrive on the resumed subscription.
-    sim.broker.publish("/queue/job-offers-7", "offer-1");
+    sim.publish("/queue/job-offers-7", "offer-1");
     sim.pump();
     assert_eq!(sim.delivered_bodies(), ["offer-1"]);
     let stats = sim.session.stats();
@@ -84,7 +82,7 @@ fn unacknowledged_messages_redelivered_after_a_drop_are_possibly_duplicate() {
         .subscribe(sim.now, Subscribe::new("/queue/a").ack(AckMode::Client))
         .unwrap();
     sim.pump();
-    sim.broker.publish("/queue/a", "offer");
+    sim.publish("/queue/a", "offer");
     sim.pump();
     sim.drop_link();
     sim.advance(secs(1));
@@ -104,13 +102,8 @@ fn unacknowledged_messages_redelivered_after_a_drop_are_possibly_duplicate() {
 
 #[test]
 fn unconfirmed_receipted_sends_are_re_sent_after_reconnect() {
-    let mut sim = Sim::connected(
-        Sim::config(),
-        BrokerConfig {
-            receipts: false,
-            ..BrokerConfig::default()
-        },
-    );
+    let mut sim = Sim::connected(Sim::config(), BrokerConfig::default());
+    sim.broker.withhold_receipts(None, true).unwrap();
     let r1 = sim
         .session
         .send(sim.now, Message::new("/queue/a", "r1").receipt())
@@ -126,10 +119,9 @@ fn unconfirmed_receipted_sends_are_re_sent_after_reconnect() {
     sim.pump();
     assert_eq!(sim.session.unconfirmed(), 2);
     sim.drop_link();
-    sim.broker.config.receipts = true;
+    sim.broker.withhold_receipts(None, false).unwrap();
     sim.advance(secs(1));
     let resent: Vec<_> = sim
-        .broker
         .frames_on(2)
         .into_iter()
         .filter(|f| f.command() == Command::Send)
@@ -147,13 +139,8 @@ fn unconfirmed_receipted_sends_are_re_sent_after_reconnect() {
 
 #[test]
 fn order_after_reconnect_is_resubscribe_then_resend_then_queue() {
-    let mut sim = Sim::connected(
-        Sim::config(),
-        BrokerConfig {
-            receipts: false,
-            ..BrokerConfig::default()
-        },
-    );
+    let mut sim = Sim::connected(Sim::config(), BrokerConfig::default());
+    sim.broker.withhold_receipts(None, true).unwrap();
     sim.session
         .subscribe(sim.now, Subscribe::new("/queue/in"))
         .unwrap();
@@ -167,7 +154,6 @@ fn order_after_reconnect_is_resubscribe_then_resend_then_queue() {
         .unwrap();
     sim.advance(secs(1));
     let order: Vec<String> = sim
-        .broker
         .frames_on(2)
         .into_iter()
         .map(|f| format!("{} {}", f.command(), String::from_utf8_lossy(f.body())))
@@ -422,8 +408,7 @@ fn a_broker_that_vanishes_mid_frame_delivers_nothing_partial_and_the_message_com
     // The broker still holds the unacknowledged message and delivers it on the new connection.
     sim.advance(secs(1));
     assert_eq!(sim.session.state(), State::Connected);
-    sim.broker
-        .publish("/queue/job-offers-7", r#"{"jobId":123456789012}"#);
+    sim.publish("/queue/job-offers-7", r#"{"jobId":123456789012}"#);
     sim.pump();
     assert_eq!(sim.delivered_bodies(), [r#"{"jobId":123456789012}"#]);
 }

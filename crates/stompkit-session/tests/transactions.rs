@@ -37,7 +37,6 @@ fn commit_delivers_abort_discards_as_in_the_transcripts() {
     }));
     assert_eq!(sim.delivered_bodies(), ["committed"]);
     let wire: Vec<_> = sim
-        .broker
         .frames_on(1)
         .into_iter()
         .map(|f| (f.command(), f.header_str("transaction").map(str::to_owned)))
@@ -51,13 +50,8 @@ fn commit_delivers_abort_discards_as_in_the_transcripts() {
 
 #[test]
 fn an_open_transaction_is_reported_aborted_on_drop_and_never_half_replayed() {
-    let mut sim = Sim::connected(
-        Sim::config(),
-        BrokerConfig {
-            receipts: false,
-            ..BrokerConfig::default()
-        },
-    );
+    let mut sim = Sim::connected(Sim::config(), BrokerConfig::default());
+    sim.broker.withhold_receipts(None, true).unwrap();
     let tx = sim.session.begin(sim.now, false).unwrap();
     let in_tx = sim
         .session
@@ -78,12 +72,12 @@ fn an_open_transaction_is_reported_aborted_on_drop_and_never_half_replayed() {
     }));
     sim.advance(secs(1));
     assert_eq!(sim.session.state(), State::Connected);
-    assert!(sim.broker.frames_on(2).iter().all(|f| !matches!(
+    assert!(sim.frames_on(2).iter().all(|f| !matches!(
         f.command(),
         Command::Send | Command::Commit | Command::Begin
     )));
     assert!(
-        sim.broker.queued("/queue/t").is_empty(),
+        sim.queued("/queue/t").is_empty(),
         "the broker discarded it too"
     );
     // The transaction is gone: using it is an error, not a silent send outside it.
@@ -119,7 +113,7 @@ fn acks_inside_a_transaction_carry_it() {
         )
         .unwrap();
     sim.pump();
-    sim.broker.publish("/queue/a", "x");
+    sim.publish("/queue/a", "x");
     sim.pump();
     let handle = sim
         .events
@@ -142,7 +136,7 @@ fn acks_inside_a_transaction_carry_it() {
         .unwrap();
     sim.session.commit(sim.now, tx, false).unwrap();
     sim.pump();
-    let ack = sim.broker.frames(Command::Ack)[0].clone();
+    let ack = sim.frames(Command::Ack)[0].clone();
     assert_eq!(ack.header_str("transaction"), Some(tx.to_string().as_str()));
     assert!(sim.events.contains(&Event::Receipt {
         id: ReceiptId::Ack(handle.delivery()),
