@@ -120,6 +120,11 @@ fn ci() -> Result<(), String> {
             vec![],
         ),
         (
+            "prometheus",
+            broker_var("STOMPKIT_RABBITMQ_TCP")?,
+            vec!["--once".to_owned()],
+        ),
+        (
             "job_offers",
             broker_var("STOMPKIT_RABBITMQ_WS")?,
             vec![

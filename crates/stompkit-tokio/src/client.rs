@@ -32,6 +32,8 @@ pub struct ClientConfig {
     pub max_buffered_bytes: usize,
     /// Most bytes handed to the writing task and not yet written. Past it, commands wait.
     pub max_unwritten_bytes: usize,
+    /// A name for this client in metrics (the `client` label; default `stompkit`).
+    pub name: String,
     /// Lifecycle events kept for a slow [`Client::events`] receiver before it lags
     /// (default 32; each slot is allocated up front).
     pub event_capacity: usize,
@@ -95,6 +97,12 @@ impl ClientBuilder {
     /// Asks `provider` for credentials before every attempt.
     pub fn credentials_provider(mut self, provider: impl CredentialsProvider) -> Self {
         self.config.credentials = CredentialsSource::Provider(Arc::new(provider));
+        self
+    }
+
+    /// Sets [`ClientConfig::name`], the `client` label of its metrics.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.config.name = name.into();
         self
     }
 
@@ -248,6 +256,7 @@ impl Client {
                 max_buffered_bytes: 16 * 1024 * 1024,
                 max_unwritten_bytes: 8 * 1024 * 1024,
                 event_capacity: 32,
+                name: "stompkit".to_owned(),
             },
         }
     }

@@ -22,6 +22,7 @@ use tracing::Instrument;
 
 use crate::client::{ClientConfig, ClientEvent};
 use crate::credentials::CredentialsSource;
+use crate::metrics::Metrics;
 use crate::subscription::{Delivery, Subscription, SubscriptionState};
 use crate::{Client, Endpoint, Error, TransportConfig, TransportReader, TransportWriter};
 
@@ -137,7 +138,9 @@ pub(crate) struct Driver {
     write_failed_tx: mpsc::UnboundedSender<(Attempt, Error)>,
     write_failed_rx: mpsc::UnboundedReceiver<(Attempt, Error)>,
     routes: HashMap<SubscriptionId, Route>,
-    confirmations: HashMap<SendId, Reply<()>>,
+    /// `send_confirmed` waiters, with when the message was sent.
+    confirmations: HashMap<SendId, (Reply<()>, Instant)>,
+    metrics: Metrics,
     receipts: HashMap<ReceiptId, Reply<()>>,
     disconnecting: Vec<Reply<()>>,
     last_failure: Option<Failure>,
@@ -196,6 +199,7 @@ impl Driver {
             write_failed_rx,
             routes: HashMap::new(),
             confirmations: HashMap::new(),
+            metrics: Metrics::new(&config.name),
             receipts: HashMap::new(),
             disconnecting: Vec::new(),
             last_failure: None,
@@ -283,6 +287,11 @@ impl Driver {
                 self.on_event(event);
             }
             if !moved {
+                self.metrics.levels(
+                    self.session.queued(),
+                    self.session.unconfirmed(),
+                    self.shared.buffered.load(Ordering::Relaxed),
+                );
                 return;
             }
         }
@@ -429,6 +438,9 @@ impl Driver {
         match event {
             Event::StateChanged { from, to, cause } => {
                 self.state.send_replace(to);
+                if (from == State::Connected) != (to == State::Connected) {
+                    self.metrics.connected(to == State::Connected);
+                }
                 self.publish(ClientEvent::StateChanged { from, to, cause });
             }
             Event::Connected {
@@ -456,14 +468,19 @@ impl Driver {
                 frame: Box::new(frame),
             }),
             Event::Receipt { id, outcome } => {
-                let result = match outcome {
-                    ReceiptOutcome::Confirmed => Ok(()),
-                    ReceiptOutcome::Error(frame) => Err(Error::Broker(frame)),
-                    ReceiptOutcome::TimedOut => Err(Error::ReceiptTimeout),
-                    _ => Err(Error::ConnectionLost),
+                let (label, result) = match outcome {
+                    ReceiptOutcome::Confirmed => ("confirmed", Ok(())),
+                    ReceiptOutcome::Error(frame) => ("error", Err(Error::Broker(frame))),
+                    ReceiptOutcome::TimedOut => ("timed_out", Err(Error::ReceiptTimeout)),
+                    _ => ("connection_lost", Err(Error::ConnectionLost)),
                 };
                 let waiter = match id {
-                    ReceiptId::Send(send) => self.confirmations.remove(&send),
+                    ReceiptId::Send(send) => {
+                        let waiter = self.confirmations.remove(&send);
+                        let after = waiter.as_ref().map(|(_, sent)| sent.elapsed());
+                        self.metrics.receipt(label, after);
+                        waiter.map(|(reply, _)| reply)
+                    }
                     other => self.receipts.remove(&other),
                 };
                 if let Some(waiter) = waiter {
@@ -489,17 +506,19 @@ impl Driver {
                 message,
             } => {
                 tracing::warn!(%id, ?reason, destination = message.destination(), "message dropped");
+                self.metrics.dropped();
                 self.publish(ClientEvent::MessageDropped {
                     id,
                     reason: reason.clone(),
                 });
-                if let Some(waiter) = self.confirmations.remove(&id) {
+                if let Some((waiter, _)) = self.confirmations.remove(&id) {
                     let _ = waiter.send(Err(Error::Dropped { reason, message }));
                 }
             }
             Event::AttemptFailed { attempt, failure } => {
                 let endpoint = self.endpoint_name();
                 tracing::info!(%attempt, %endpoint, kind = ?failure.kind, detail = %failure.detail, "attempt failed");
+                self.metrics.failure(failure.kind);
                 self.last_failure = Some(failure.clone());
                 self.publish(ClientEvent::AttemptFailed {
                     attempt,
@@ -571,6 +590,7 @@ impl Driver {
             client,
         };
         let size = delivery.size();
+        self.metrics.received();
         self.shared.buffered.fetch_add(size, Ordering::AcqRel);
         if route.deliveries.send(delivery).is_err() {
             self.shared.buffered.fetch_sub(size, Ordering::AcqRel);
@@ -588,8 +608,9 @@ impl Driver {
                 reply,
             } => match self.session.send(now, message) {
                 Ok(id) => {
+                    self.metrics.sent();
                     if let Some(confirm) = confirm {
-                        self.confirmations.insert(id, confirm);
+                        self.confirmations.insert(id, (confirm, Instant::now()));
                     }
                     let _ = reply.send(Ok(id));
                 }

@@ -17,6 +17,7 @@ pub mod endpoint;
 mod error;
 #[cfg(feature = "json")]
 mod json;
+pub mod metrics;
 mod subscription;
 pub mod transport;
 
