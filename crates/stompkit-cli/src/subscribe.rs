@@ -1,7 +1,7 @@
 //! `stompkit subscribe`: print the messages of a destination.
 
 use std::cell::Cell;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal as _, Write};
 use std::time::Duration;
 
 use clap::ValueEnum;
@@ -59,6 +59,13 @@ pub(crate) struct Args {
     #[arg(long = "header", value_name = "NAME:VALUE", value_parser = parse_header)]
     headers: Vec<Header>,
 
+    /// A status line on stderr every SECS seconds (default 1): state, uptime, messages and
+    /// messages/s, reconnects, queue depth, unconfirmed sends, the last failure and its
+    /// class. Rewritten in place on a terminal, one line each time otherwise
+    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "1",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    stats: Option<u64>,
+
     #[command(flatten)]
     connect: ConnectArgs,
 }
@@ -96,10 +103,12 @@ async fn subscribe(args: &Args) -> Result<(), Failure> {
     });
     let received = Cell::new(0);
     let work = receive(args, &run, &received);
+    let status = report_status(args.stats, &run, &received);
     let result = tokio::select! {
         biased;
         failure = run.failed() => Err(failure),
         result = work => result,
+        () = status => Ok(()),
         () = sleep_until(deadline.map(|(_, at)| at)) => match (args.count, deadline) {
             (Some(count), Some((secs, _))) => Err(Failure::Input(format!(
                 "--timeout {secs}: {} of --count {count} messages arrived in time",
@@ -111,6 +120,63 @@ async fn subscribe(args: &Args) -> Result<(), Failure> {
     // A failure at the very end (after the last message) does not undo what was printed.
     let _ = run.finish().await;
     result
+}
+
+/// `--stats`: a status line every `secs` seconds until the command ends (never returns
+/// while the client lives).
+async fn report_status(secs: Option<u64>, run: &Run, received: &Cell<u64>) {
+    let Some(secs) = secs else {
+        return std::future::pending().await;
+    };
+    let terminal = io::stderr().is_terminal();
+    let every = Duration::from_secs(secs);
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let mut before = received.get();
+    let started = std::time::Instant::now();
+    loop {
+        ticks.tick().await;
+        let Ok(status) = run.client.status().await else {
+            return std::future::pending().await;
+        };
+        let now = received.get();
+        #[allow(clippy::cast_precision_loss)] // a rate for people to read
+        let rate = (now - before) as f64 / every.as_secs_f64();
+        before = now;
+        let line = status_line(&status, started.elapsed(), now, rate);
+        let mut err = io::stderr().lock();
+        // On a terminal the line is rewritten in place; elsewhere each is its own line.
+        let _ = if terminal {
+            write!(err, "\r{line}\x1b[K")
+        } else {
+            writeln!(err, "{line}")
+        };
+        let _ = err.flush();
+    }
+}
+
+/// One status line: what a person watching the command wants to see at a glance.
+fn status_line(
+    status: &stompkit_tokio::Status,
+    elapsed: Duration,
+    received: u64,
+    rate: f64,
+) -> String {
+    let state = match status.state {
+        stompkit_tokio::State::Reconnecting { .. } => "reconnecting".to_owned(),
+        stompkit_tokio::State::Failed { .. } => "breaker-open".to_owned(),
+        other => format!("{other:?}").to_lowercase(),
+    };
+    let last = status.last_failure.as_ref().map_or_else(String::new, |f| {
+        format!(" last-failure={:?}: {}", f.kind, f.detail)
+    });
+    format!(
+        "stompkit: {state} up {}s, {received} messages ({rate:.1}/s), {} reconnects, \
+         {} queued, {} unconfirmed{last}",
+        elapsed.as_secs(),
+        status.stats.reconnections,
+        status.queued,
+        status.unconfirmed,
+    )
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

@@ -272,6 +272,38 @@ fn subscribe_timeout_without_enough_messages_exits_non_zero() {
 }
 
 #[test]
+fn subscribe_stats_prints_status_lines_when_not_on_a_terminal() {
+    let queue = unique_queue("stats");
+    let output = run(&[
+        "subscribe",
+        tcp_url(),
+        &queue,
+        "--login",
+        "guest",
+        "--passcode",
+        "guest",
+        "--timeout",
+        "3",
+        "--stats",
+        "1",
+    ]);
+    succeeds(&output);
+    let err = stderr(&output);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("stompkit: connected up "))
+        .collect();
+    assert!(!lines.is_empty(), "{err}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("0 messages") && l.contains("0 reconnects")),
+        "{err}"
+    );
+    assert!(!err.contains('\r'), "plain lines when stderr is not a terminal");
+}
+
+#[test]
 fn bad_passcode_exits_2_with_the_brokers_message() {
     let queue = unique_queue("auth");
     let output = run(&[

@@ -435,6 +435,33 @@ impl Client {
     pub async fn stats(&self) -> Result<Stats, Error> {
         self.request(|reply| Command::Stats { reply }).await
     }
+
+    /// A snapshot for a status line or a health check: the state, the counters, what waits
+    /// to be sent or confirmed, and the last failure.
+    ///
+    /// # Errors
+    /// [`Error::Closed`].
+    pub async fn status(&self) -> Result<Status, Error> {
+        self.request(|reply| Command::Status { reply }).await
+    }
+}
+
+/// What [`Client::status`] reports.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Status {
+    /// The session's state.
+    pub state: State,
+    /// The session's counters.
+    pub stats: Stats,
+    /// Messages in the outbound queue (offline, or beyond the send window).
+    pub queued: usize,
+    /// Receipted sends not yet confirmed.
+    pub unconfirmed: usize,
+    /// Bytes of deliveries the application has not taken yet.
+    pub buffered_bytes: usize,
+    /// The last failed attempt or connection, if any.
+    pub last_failure: Option<Failure>,
 }
 
 /// The pending receipt of a message sent with [`Client::send_with_receipt`].

@@ -66,6 +66,9 @@ pub(crate) enum Command {
     Stats {
         reply: Reply<Stats>,
     },
+    Status {
+        reply: Reply<crate::client::Status>,
+    },
 }
 
 /// What the task shares with the handles, the subscriptions and the writing tasks.
@@ -714,6 +717,16 @@ impl Driver {
             }
             Command::Stats { reply } => {
                 let _ = reply.send(Ok(self.session.stats().clone()));
+            }
+            Command::Status { reply } => {
+                let _ = reply.send(Ok(crate::client::Status {
+                    state: self.session.state(),
+                    stats: self.session.stats().clone(),
+                    queued: self.session.queued(),
+                    unconfirmed: self.session.unconfirmed(),
+                    buffered_bytes: self.shared.buffered.load(Ordering::Relaxed),
+                    last_failure: self.last_failure.clone(),
+                }));
             }
         }
     }

@@ -21,7 +21,9 @@ pub mod metrics;
 mod subscription;
 pub mod transport;
 
-pub use client::{Client, ClientBuilder, ClientConfig, ClientEvent, Confirmation, Transaction};
+pub use client::{
+    Client, ClientBuilder, ClientConfig, ClientEvent, Confirmation, Status, Transaction,
+};
 pub use credentials::{CredentialsFuture, CredentialsProvider, CredentialsSource};
 #[cfg(feature = "json")]
 pub use json::JsonMessage;
