@@ -238,9 +238,7 @@ impl Driver {
                 biased;
                 input = read(&mut self.connection), if reading => self.on_input(input),
                 Some(opened) = self.opened_rx.recv() => self.on_opened(opened),
-                Some((attempt, error)) = self.write_failed_rx.recv() => {
-                    self.session.transport_closed(now(), attempt, CloseReason::Error(error.to_string()));
-                }
+                Some((attempt, error)) = self.write_failed_rx.recv() => self.on_write_failed(attempt, error),
                 Some(command) = self.control.recv() => self.on_command(command),
                 command = self.commands.recv(), if accepting => match command {
                     Some(command) => self.on_command(command),
@@ -391,6 +389,19 @@ impl Driver {
                 self.session.transport_closed(now(), opened.attempt, reason);
             }
         }
+    }
+
+    /// A writing task failed: that connection is over (its reader too).
+    fn on_write_failed(&mut self, attempt: Attempt, error: Error) {
+        if self
+            .connection
+            .as_ref()
+            .is_some_and(|c| c.attempt == attempt)
+        {
+            self.connection = None;
+        }
+        self.session
+            .transport_closed(now(), attempt, CloseReason::Error(error.to_string()));
     }
 
     fn on_input(&mut self, input: (Attempt, Result<usize, Error>)) {
