@@ -38,6 +38,10 @@
     not(feature = "embedded"),
     doc = "\n[`EmbeddedBroker`]: https://docs.rs/stompkit-testkit/latest/stompkit_testkit/struct.EmbeddedBroker.html"
 )]
+#![cfg_attr(
+    not(feature = "proxy"),
+    doc = "\n[`Proxy`]: https://docs.rs/stompkit-testkit/latest/stompkit_testkit/struct.Proxy.html\n[`FaultSchedule`]: https://docs.rs/stompkit-testkit/latest/stompkit_testkit/struct.FaultSchedule.html"
+)]
 
 mod broker;
 mod config;
