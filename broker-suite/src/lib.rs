@@ -8,6 +8,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod chaos;
+pub mod resources;
+pub mod soak;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
