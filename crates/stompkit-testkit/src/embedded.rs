@@ -3,7 +3,8 @@
 //! One task owns the [`Broker`]; every connection has a reader task (bytes to the core) and
 //! a writer task (bytes from the core). The core hands a writer at most a few chunks at a
 //! time and keeps the rest in the broker, which stops delivering to a connection whose
-//! output is full: a slow client holds back only its own messages.
+//! output is full: a slow client holds back only its own messages. TLS connections (feature
+//! `tls`) are served as TCP ones once their handshake is done.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -32,6 +33,9 @@ const CORE_QUEUE: usize = 1024;
 const READ_CHUNK: usize = 16 * 1024;
 /// The WebSocket subprotocols, preferred first.
 const SUBPROTOCOLS: [&str; 3] = ["v12.stomp", "v11.stomp", "v10.stomp"];
+/// How long a TLS client may take over its handshake by default (as long as for `CONNECT`).
+#[cfg(feature = "tls")]
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How to start an [`EmbeddedBroker`].
 #[derive(Debug, Clone)]
@@ -39,6 +43,10 @@ pub struct EmbeddedBrokerBuilder {
     config: BrokerConfig,
     tcp: SocketAddr,
     ws: Option<SocketAddr>,
+    #[cfg(feature = "tls")]
+    tls: Option<SocketAddr>,
+    #[cfg(feature = "tls")]
+    tls_handshake_timeout: Duration,
 }
 
 impl EmbeddedBrokerBuilder {
@@ -63,6 +71,29 @@ impl EmbeddedBrokerBuilder {
     /// The WebSocket listen address (default `127.0.0.1:0`); `None` for no WebSocket.
     pub fn ws_addr(mut self, addr: Option<SocketAddr>) -> Self {
         self.ws = addr;
+        self
+    }
+
+    /// Serve STOMP over TLS too (`true`: on `127.0.0.1:0`, an ephemeral port), with a CA
+    /// and a server certificate (for `localhost`, `127.0.0.1` and `::1`) generated at each
+    /// [`start`](Self::start). Clients trust [`EmbeddedBroker::ca_pem`]. Off by default.
+    #[cfg(feature = "tls")]
+    pub fn tls(self, on: bool) -> Self {
+        self.tls_addr(on.then(|| SocketAddr::from(([127, 0, 0, 1], 0))))
+    }
+
+    /// The TLS listen address; `None` (the default) for no TLS. See [`tls`](Self::tls).
+    #[cfg(feature = "tls")]
+    pub fn tls_addr(mut self, addr: Option<SocketAddr>) -> Self {
+        self.tls = addr;
+        self
+    }
+
+    /// How long a TLS client may take to complete its handshake before the connection is
+    /// dropped (default 10 s, as for `CONNECT`).
+    #[cfg(feature = "tls")]
+    pub fn tls_handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.tls_handshake_timeout = timeout;
         self
     }
 
@@ -97,6 +128,24 @@ impl EmbeddedBrokerBuilder {
             })?),
             None => None,
         };
+        #[cfg(feature = "tls")]
+        let tls = match self.tls {
+            Some(addr) => {
+                let generated = crate::tls::generate()?;
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| Error::Bind {
+                        what: "TLS",
+                        source,
+                    })?;
+                let addr = listener.local_addr().map_err(|source| Error::Bind {
+                    what: "TLS",
+                    source,
+                })?;
+                Some((listener, addr, generated))
+            }
+            None => None,
+        };
         let (core_tx, core_rx) = mpsc::channel(CORE_QUEUE);
         let (refuse_tx, refuse_rx) = watch::channel(None::<Instant>);
         let ws_config = WebSocketConfig::default()
@@ -112,22 +161,43 @@ impl EmbeddedBrokerBuilder {
         let mut tasks = vec![tokio::spawn(core.run())];
         tasks.push(tokio::spawn(accept_loop(
             tcp,
-            None,
+            Transport::Tcp,
             core_tx.clone(),
             refuse_rx.clone(),
         )));
+        #[cfg(feature = "tls")]
+        let (tls_addr, ca_pem) = match tls {
+            Some((listener, addr, generated)) => {
+                let transport = Transport::Tls(generated.acceptor, self.tls_handshake_timeout);
+                tasks.push(tokio::spawn(accept_loop(
+                    listener,
+                    transport,
+                    core_tx.clone(),
+                    refuse_rx.clone(),
+                )));
+                (Some(addr), Some(generated.ca_pem))
+            }
+            None => (None, None),
+        };
         if let Some(ws) = ws {
             tasks.push(tokio::spawn(accept_loop(
                 ws,
-                Some(ws_config),
+                Transport::Ws(ws_config),
                 core_tx.clone(),
                 refuse_rx,
             )));
         }
+        #[cfg(feature = "tls")]
+        tracing::info!(%tcp_addr, ?ws_addr, ?tls_addr, "embedded broker started");
+        #[cfg(not(feature = "tls"))]
         tracing::info!(%tcp_addr, ?ws_addr, "embedded broker started");
         Ok(EmbeddedBroker {
             tcp_addr,
             ws_addr,
+            #[cfg(feature = "tls")]
+            tls_addr,
+            #[cfg(feature = "tls")]
+            ca_pem,
             core: core_tx,
             refuse: refuse_tx,
             tasks,
@@ -159,6 +229,11 @@ impl EmbeddedBrokerBuilder {
 pub struct EmbeddedBroker {
     tcp_addr: SocketAddr,
     ws_addr: Option<SocketAddr>,
+    #[cfg(feature = "tls")]
+    tls_addr: Option<SocketAddr>,
+    /// The generated CA's certificate (public; the keys stay in the TLS task).
+    #[cfg(feature = "tls")]
+    ca_pem: Option<String>,
     core: mpsc::Sender<ToCore>,
     refuse: watch::Sender<Option<Instant>>,
     tasks: Vec<JoinHandle<()>>,
@@ -173,6 +248,10 @@ impl EmbeddedBroker {
             config: BrokerConfig::default(),
             tcp: loopback,
             ws: Some(loopback),
+            #[cfg(feature = "tls")]
+            tls: None,
+            #[cfg(feature = "tls")]
+            tls_handshake_timeout: TLS_HANDSHAKE_TIMEOUT,
         }
     }
 
@@ -194,6 +273,26 @@ impl EmbeddedBroker {
     /// `ws://127.0.0.1:PORT/ws`, if it listens on WebSocket.
     pub fn ws_url(&self) -> Option<String> {
         self.ws_addr.map(|a| format!("ws://{a}/ws"))
+    }
+
+    /// The TLS address, if it listens on one ([`EmbeddedBrokerBuilder::tls`]).
+    #[cfg(feature = "tls")]
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
+    }
+
+    /// `stomp+ssl://127.0.0.1:PORT`, if it listens on TLS.
+    #[cfg(feature = "tls")]
+    pub fn tls_url(&self) -> Option<String> {
+        self.tls_addr.map(|a| format!("stomp+ssl://{a}"))
+    }
+
+    /// The PEM of the CA certificate generated at start, if it listens on TLS: what clients
+    /// trust to verify the broker. Its key never leaves the broker; a new one is made at
+    /// each start, so a client must be given this one.
+    #[cfg(feature = "tls")]
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// Ends every connection at once (no `ERROR`); unacknowledged messages go back to their
@@ -562,10 +661,20 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Accepts connections until the listener fails; WebSocket ones when `ws` is set.
+/// What a listener's connections speak.
+#[derive(Clone)]
+enum Transport {
+    Tcp,
+    Ws(WebSocketConfig),
+    /// TLS, with the time a handshake may take.
+    #[cfg(feature = "tls")]
+    Tls(tokio_rustls::TlsAcceptor, Duration),
+}
+
+/// Accepts connections until the listener fails.
 async fn accept_loop(
     listener: TcpListener,
-    ws: Option<WebSocketConfig>,
+    transport: Transport,
     core: mpsc::Sender<ToCore>,
     refuse: watch::Receiver<Option<Instant>>,
 ) {
@@ -585,12 +694,27 @@ async fn accept_loop(
         }
         let _ = stream.set_nodelay(true);
         let core = core.clone();
+        let transport = transport.clone();
         tokio::spawn(async move {
-            match ws {
-                None => serve_tcp(stream, peer, core).await,
-                Some(config) => {
+            match transport {
+                Transport::Tcp => {
+                    let (read, write) = stream.into_split();
+                    serve_stream(read, write, peer, core).await;
+                }
+                Transport::Ws(config) => {
                     if let Err(e) = serve_ws(stream, peer, config, core).await {
                         tracing::debug!(%peer, error = %e, "WebSocket handshake failed");
+                    }
+                }
+                #[cfg(feature = "tls")]
+                Transport::Tls(acceptor, within) => {
+                    match tokio::time::timeout(within, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            let (read, write) = tokio::io::split(tls);
+                            serve_stream(read, write, peer, core).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, ?within, "TLS handshake timed out"),
                     }
                 }
             }
@@ -624,19 +748,27 @@ async fn register(core: &mpsc::Sender<ToCore>, peer: SocketAddr) -> Option<Regis
     Some((id, rx, blocked, gate_rx))
 }
 
-async fn serve_tcp(stream: TcpStream, peer: SocketAddr, core: mpsc::Sender<ToCore>) {
+/// Serves a byte stream (TCP, or TLS once its handshake is done) given as its two halves.
+async fn serve_stream<R, W>(mut read: R, mut write: W, peer: SocketAddr, core: mpsc::Sender<ToCore>)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let Some((id, mut rx, blocked, mut read_gate)) = register(&core, peer).await else {
         return;
     };
     let mut write_gate = read_gate.clone();
-    let (mut read, mut write) = stream.into_split();
     let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
     let writer_core = core.clone();
     let writer = tokio::spawn(async move {
         while let Some(message) = rx.recv().await {
             match message {
                 ToWriter::Bytes(bytes) => {
-                    if !gate_open(&mut write_gate).await || write.write_all(&bytes).await.is_err() {
+                    // TLS may keep encrypted bytes until flushed; on TCP flushing is free.
+                    if !gate_open(&mut write_gate).await
+                        || write.write_all(&bytes).await.is_err()
+                        || write.flush().await.is_err()
+                    {
                         break;
                     }
                 }
@@ -672,7 +804,7 @@ async fn serve_tcp(stream: TcpStream, peer: SocketAddr, core: mpsc::Sender<ToCor
 /// A read that waits while the gate is stalled, before and after (bytes that came in while
 /// stalling are held until it resumes). A cut reads as the end of the stream.
 async fn gated_read(
-    read: &mut tokio::net::tcp::OwnedReadHalf,
+    read: &mut (impl AsyncRead + Unpin),
     buf: &mut [u8],
     gate: &mut watch::Receiver<Gate>,
 ) -> std::io::Result<usize> {

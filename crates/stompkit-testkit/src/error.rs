@@ -35,7 +35,7 @@ pub enum Error {
     #[cfg(any(feature = "embedded", feature = "proxy"))]
     #[error("cannot bind {what} listener: {source}")]
     Bind {
-        /// `TCP`, `WebSocket` or `proxy`.
+        /// `TCP`, `WebSocket`, `TLS` or `proxy`.
         what: &'static str,
         /// The I/O error.
         #[source]
@@ -50,6 +50,13 @@ pub enum Error {
         /// The resolver's error.
         #[source]
         source: std::io::Error,
+    },
+    /// The embedded broker's TLS certificates or configuration could not be made.
+    #[cfg(feature = "tls")]
+    #[error("cannot set up TLS: {reason}")]
+    Tls {
+        /// What failed.
+        reason: String,
     },
     /// The embedded broker has been shut down.
     #[cfg(feature = "embedded")]

@@ -4,7 +4,8 @@
 //!   [`Instant`](std::time::Instant)s in; bytes, closes, events and deadlines out, per
 //!   connection. Tests drive it in virtual time, with no sockets and no sleeping.
 //! - With the default `embedded` feature, [`EmbeddedBroker`] serves the same core over TCP
-//!   and WebSocket on ephemeral loopback ports.
+//!   and WebSocket on ephemeral loopback ports; with the `tls` feature also over TLS, with a
+//!   CA and certificate generated at each start.
 //! - With the default `proxy` feature, [`Proxy`] is a fault-injecting TCP proxy to put in
 //!   front of any broker: cuts, stalls, latency, bandwidth limits, refusals, on demand or
 //!   from a seeded [`FaultSchedule`].
@@ -50,6 +51,8 @@ mod embedded;
 mod error;
 #[cfg(feature = "proxy")]
 mod proxy;
+#[cfg(feature = "tls")]
+mod tls;
 
 #[cfg(feature = "__fuzzing")]
 #[doc(hidden)]
