@@ -14,6 +14,8 @@
 //!   through the local RabbitMQ, tables in `docs/performance.md` (see `bench_e2e.rs`).
 //! - `interop`: stomp.py and stompjs suites against `stompkit broker`, and the root README's
 //!   first command (also a step of `ci`; see `interop.rs`).
+//! - `chaos [...]`, `soak [...]`: faults under a receipted stream, and a long run's resource
+//!   slopes (a short chaos run is a step of `ci`; see `chaos.rs`, `soak.rs`, `docs/reliability.md`).
 //! - `broker start|stop|status`, `cluster start|stop|status`: the local RabbitMQ node and
 //!   three-node cluster of the real-broker tests (see `broker.rs` and `docs/testing.md`).
 //!
@@ -21,8 +23,10 @@
 
 mod bench_e2e;
 mod broker;
+mod chaos;
 mod interop;
 mod probe;
+mod soak;
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -42,6 +46,8 @@ fn main() -> ExitCode {
         Some("broker") => broker::broker(&args[1..]),
         Some("cluster") => broker::cluster(&args[1..]),
         Some("interop") => interop::interop(&cargo()),
+        Some("chaos") => chaos::chaos(&cargo(), &args[1..]),
+        Some("soak") => soak::soak(&cargo(), &args[1..]),
         Some("-h" | "--help" | "help") | None => {
             eprintln!("{}", usage());
             return ExitCode::SUCCESS;
@@ -66,7 +72,9 @@ fn usage() -> &'static str {
      bench-e2e [--quick] [--only NAMES]\n                         clients end to end through RabbitMQ (root), to docs/performance.md\n  \
      broker start|stop|status   local RabbitMQ (STOMP, TLS, Web-STOMP) for the tests (root)\n  \
      cluster start|stop|status  two more RabbitMQ nodes joined to it (root)\n  \
-     interop             stomp.py and stompjs suites against `stompkit broker`, the README quickstart"
+     interop             stomp.py and stompjs suites against `stompkit broker`, the README quickstart\n  \
+     chaos [--messages N] [--faults F] [--seed S] [--broker rabbitmq|embedded|both] [--cluster] [--json]\n                         faults injected under a receipted stream; fails on a lost message (root)\n  \
+     soak [--minutes M] [--rate R] [--fault-every SECS] [--samples FILE] [--json]\n                         one client for M minutes with faults; memory, fd and task slopes (root)"
 }
 
 fn ci() -> Result<(), String> {
@@ -143,6 +151,8 @@ fn ci() -> Result<(), String> {
             .args(args)
             .env("STOMP_URL", url))?;
     }
+    // A short seeded chaos run against RabbitMQ and the embedded broker: a lost message fails.
+    chaos::chaos_for_ci(&cargo, &broker_env)?;
     // Other people's clients against `stompkit broker`, and the README's first command.
     interop::interop(&cargo)?;
     // `--all-targets` leaves out doc tests; they run here.
