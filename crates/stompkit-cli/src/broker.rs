@@ -2,6 +2,7 @@
 
 use std::io::{self, Write as _};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use stompkit_testkit::{BrokerConfig, Dialect, EmbeddedBroker, Error};
 
@@ -12,6 +13,8 @@ use crate::Failure;
 /// The stompkit-testkit broker: queues, topics, /exchange/ destinations, every ack mode,
 /// receipts, transactions, NACK and redelivery, heart-beats; STOMP 1.0, 1.1 and 1.2 over
 /// TCP and over WebSocket (path /ws, subprotocols v10.stomp, v11.stomp, v12.stomp).
+/// With --tls it also serves STOMP over TLS, with a CA and a certificate (for localhost and
+/// 127.0.0.1) generated at each start; --tls-ca-out saves the CA for clients' --ca.
 /// Messages live in memory only. Any login is accepted unless --user is given. It prints
 /// its URLs on stderr and runs until Ctrl-C or SIGTERM.
 #[derive(Debug, clap::Args)]
@@ -28,6 +31,16 @@ pub(crate) struct Args {
     /// Serve no WebSocket
     #[arg(long, conflicts_with = "ws")]
     no_ws: bool,
+
+    /// Also serve STOMP over TLS (stomp+ssl://) at this address (port 0: any free port),
+    /// with a CA and a server certificate generated at this start
+    #[arg(long, value_name = "ADDR")]
+    tls: Option<SocketAddr>,
+
+    /// Write the generated CA certificate (PEM) to this file, for clients to trust
+    /// (`stompkit send --ca FILE`); written before the URLs are printed
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    tls_ca_out: Option<PathBuf>,
 
     /// Which broker to behave as: rabbitmq, or spring-simple (Spring's simple broker: no
     /// acknowledgements, receipts only for DISCONNECT, 64 KiB frames)
@@ -95,9 +108,19 @@ async fn serve(args: &Args) -> Result<(), Failure> {
         .config(config(args))
         .tcp_addr(args.listen)
         .ws_addr((!args.no_ws).then_some(args.ws))
+        .tls_addr(args.tls)
         .start()
         .await
         .map_err(|e| bind_failure(args, e))?;
+    if let (Some(path), Some(pem)) = (&args.tls_ca_out, broker.ca_pem()) {
+        std::fs::write(path, pem).map_err(|e| {
+            Failure::Input(format!(
+                "cannot write the CA certificate to {}: {e}; choose another file with \
+                 --tls-ca-out FILE",
+                path.display()
+            ))
+        })?;
+    }
     {
         let mut err = io::stderr().lock();
         writeln!(
@@ -108,6 +131,16 @@ async fn serve(args: &Args) -> Result<(), Failure> {
         writeln!(err, "  {}", broker.stomp_url())?;
         if let Some(ws) = broker.ws_url() {
             writeln!(err, "  {ws}")?;
+        }
+        if let Some(tls) = broker.tls_url() {
+            writeln!(err, "  {tls}")?;
+            match &args.tls_ca_out {
+                Some(path) => writeln!(err, "TLS CA certificate in {}", path.display())?,
+                None => writeln!(
+                    err,
+                    "TLS CA certificate not saved (--tls-ca-out FILE saves it)"
+                )?,
+            }
         }
         let logins = if args.users.is_empty() {
             "any login accepted".to_owned()
@@ -127,10 +160,10 @@ async fn serve(args: &Args) -> Result<(), Failure> {
 fn bind_failure(args: &Args, error: Error) -> Failure {
     match error {
         Error::Bind { what, source } => {
-            let (flag, addr) = if what == "TCP" {
-                ("--listen", args.listen)
-            } else {
-                ("--ws", args.ws)
+            let (flag, addr) = match (what, args.tls) {
+                ("TCP", _) => ("--listen", args.listen),
+                ("TLS", Some(tls)) => ("--tls", tls),
+                _ => ("--ws", args.ws),
             };
             let why = match source.kind() {
                 io::ErrorKind::AddrInUse => "the address is in use (another broker?)".to_owned(),
