@@ -197,3 +197,37 @@ async fn plain_tcp_is_not_answered_on_the_tls_port_and_tls_is_off_by_default() {
     assert!(broker.connections().await.unwrap().is_empty());
     broker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_refuses_tls_clients_as_it_does_tcp_ones() {
+    let broker = EmbeddedBroker::builder()
+        .ws_addr(None)
+        .tls(true)
+        .start()
+        .await
+        .unwrap();
+    let ca = broker.ca_pem().unwrap().to_owned();
+    let mut before = connect_tls(&broker, &ca, "localhost").await.unwrap();
+    let mut buf = Vec::new();
+    before
+        .write_all(b"CONNECT\naccept-version:1.2\n\n\0")
+        .await
+        .unwrap();
+    assert!(
+        read_frame(&mut before, &mut buf)
+            .await
+            .starts_with("CONNECTED\n")
+    );
+
+    // Down for longer than the test can take: every attempt below meets a refusing broker.
+    broker.restart(Duration::from_secs(600)).await.unwrap();
+    // Ended (cleanly or not) within the bound, with no frame after CONNECTED.
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(BOUND, before.read_to_end(&mut rest))
+        .await
+        .expect("the connection ends within the bound");
+    assert!(!rest.contains(&0), "{rest:?}");
+    let refused = connect_tls(&broker, &ca, "localhost").await;
+    assert!(refused.is_err(), "a TLS handshake while restarting");
+    broker.shutdown().await;
+}
