@@ -300,7 +300,10 @@ fn subscribe_stats_prints_status_lines_when_not_on_a_terminal() {
             .all(|l| l.contains("0 messages") && l.contains("0 reconnects")),
         "{err}"
     );
-    assert!(!err.contains('\r'), "plain lines when stderr is not a terminal");
+    assert!(
+        !err.contains('\r'),
+        "plain lines when stderr is not a terminal"
+    );
 }
 
 #[test]
