@@ -4,7 +4,7 @@
 //! a writer task (bytes from the core). The core hands a writer at most a few chunks at a
 //! time and keeps the rest in the broker, which stops delivering to a connection whose
 //! output is full: a slow client holds back only its own messages. TLS connections (feature
-//! `tls`) are served as TCP ones once their handshake is done.
+//! `tls`) are served as TCP or WebSocket ones once their handshake is done.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,10 +15,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes, http};
@@ -45,6 +46,8 @@ pub struct EmbeddedBrokerBuilder {
     ws: Option<SocketAddr>,
     #[cfg(feature = "tls")]
     tls: Option<SocketAddr>,
+    #[cfg(feature = "tls")]
+    wss: Option<SocketAddr>,
     #[cfg(feature = "tls")]
     tls_handshake_timeout: Duration,
 }
@@ -89,8 +92,17 @@ impl EmbeddedBrokerBuilder {
         self
     }
 
-    /// How long a TLS client may take to complete its handshake before the connection is
-    /// dropped (default 10 s, as for `CONNECT`).
+    /// The secure WebSocket (`wss://`, path `/ws`) listen address; `None` (the default) for
+    /// none. It presents the same generated certificate as [`tls`](Self::tls).
+    #[cfg(feature = "tls")]
+    pub fn wss_addr(mut self, addr: Option<SocketAddr>) -> Self {
+        self.wss = addr;
+        self
+    }
+
+    /// How long a TLS client may take to complete its handshake (on `wss://`, the TLS and
+    /// the WebSocket handshakes together) before the connection is dropped (default 10 s,
+    /// as for `CONNECT`).
     #[cfg(feature = "tls")]
     pub fn tls_handshake_timeout(mut self, timeout: Duration) -> Self {
         self.tls_handshake_timeout = timeout;
@@ -129,22 +141,14 @@ impl EmbeddedBrokerBuilder {
             None => None,
         };
         #[cfg(feature = "tls")]
-        let tls = match self.tls {
-            Some(addr) => {
-                let generated = crate::tls::generate()?;
-                let listener = TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| Error::Bind {
-                        what: "TLS",
-                        source,
-                    })?;
-                let addr = listener.local_addr().map_err(|source| Error::Bind {
-                    what: "TLS",
-                    source,
-                })?;
-                Some((listener, addr, generated))
-            }
-            None => None,
+        let secure = if self.tls.is_some() || self.wss.is_some() {
+            // One CA and certificate for both secure listeners.
+            let generated = crate::tls::generate()?;
+            let tls = bind_secure(self.tls, "TLS").await?;
+            let wss = bind_secure(self.wss, "secure WebSocket").await?;
+            Some((generated, tls, wss))
+        } else {
+            None
         };
         let (core_tx, core_rx) = mpsc::channel(CORE_QUEUE);
         let (refuse_tx, refuse_rx) = watch::channel(None::<Instant>);
@@ -166,18 +170,33 @@ impl EmbeddedBrokerBuilder {
             refuse_rx.clone(),
         )));
         #[cfg(feature = "tls")]
-        let (tls_addr, ca_pem) = match tls {
-            Some((listener, addr, generated)) => {
-                let transport = Transport::Tls(generated.acceptor, self.tls_handshake_timeout);
-                tasks.push(tokio::spawn(accept_loop(
-                    listener,
-                    transport,
-                    core_tx.clone(),
-                    refuse_rx.clone(),
-                )));
-                (Some(addr), Some(generated.ca_pem))
+        let (tls_addr, wss_addr, ca_pem) = match secure {
+            Some((generated, tls, wss)) => {
+                let within = self.tls_handshake_timeout;
+                let mut addrs = (None, None);
+                if let Some((listener, addr)) = tls {
+                    let transport = Transport::Tls(generated.acceptor.clone(), within);
+                    tasks.push(tokio::spawn(accept_loop(
+                        listener,
+                        transport,
+                        core_tx.clone(),
+                        refuse_rx.clone(),
+                    )));
+                    addrs.0 = Some(addr);
+                }
+                if let Some((listener, addr)) = wss {
+                    let transport = Transport::Wss(generated.acceptor, within, ws_config);
+                    tasks.push(tokio::spawn(accept_loop(
+                        listener,
+                        transport,
+                        core_tx.clone(),
+                        refuse_rx.clone(),
+                    )));
+                    addrs.1 = Some(addr);
+                }
+                (addrs.0, addrs.1, Some(generated.ca_pem))
             }
-            None => (None, None),
+            None => (None, None, None),
         };
         if let Some(ws) = ws {
             tasks.push(tokio::spawn(accept_loop(
@@ -188,7 +207,7 @@ impl EmbeddedBrokerBuilder {
             )));
         }
         #[cfg(feature = "tls")]
-        tracing::info!(%tcp_addr, ?ws_addr, ?tls_addr, "embedded broker started");
+        tracing::info!(%tcp_addr, ?ws_addr, ?tls_addr, ?wss_addr, "embedded broker started");
         #[cfg(not(feature = "tls"))]
         tracing::info!(%tcp_addr, ?ws_addr, "embedded broker started");
         Ok(EmbeddedBroker {
@@ -196,6 +215,8 @@ impl EmbeddedBrokerBuilder {
             ws_addr,
             #[cfg(feature = "tls")]
             tls_addr,
+            #[cfg(feature = "tls")]
+            wss_addr,
             #[cfg(feature = "tls")]
             ca_pem,
             core: core_tx,
@@ -212,6 +233,9 @@ impl EmbeddedBrokerBuilder {
 /// clients at once: tests run 200 concurrent connections, and the target is at least 1 000
 /// (bounded by [`BrokerLimits::max_connections`](crate::BrokerLimits) and the process's file
 /// descriptors).
+///
+/// With the `tls` feature it also serves STOMP over TLS and over WebSocket over TLS, when
+/// asked (`tls(true)`, `wss_addr` on the builder), with a certificate it generates.
 ///
 /// Named queues are durable: their messages (and those delivered but not acknowledged) survive
 /// [`restart`](Self::restart). Topic subscriptions end with their connections.
@@ -231,6 +255,8 @@ pub struct EmbeddedBroker {
     ws_addr: Option<SocketAddr>,
     #[cfg(feature = "tls")]
     tls_addr: Option<SocketAddr>,
+    #[cfg(feature = "tls")]
+    wss_addr: Option<SocketAddr>,
     /// The generated CA's certificate (public; the keys stay in the TLS task).
     #[cfg(feature = "tls")]
     ca_pem: Option<String>,
@@ -250,6 +276,8 @@ impl EmbeddedBroker {
             ws: Some(loopback),
             #[cfg(feature = "tls")]
             tls: None,
+            #[cfg(feature = "tls")]
+            wss: None,
             #[cfg(feature = "tls")]
             tls_handshake_timeout: TLS_HANDSHAKE_TIMEOUT,
         }
@@ -287,7 +315,21 @@ impl EmbeddedBroker {
         self.tls_addr.map(|a| format!("stomp+ssl://{a}"))
     }
 
-    /// The PEM of the CA certificate generated at start, if it listens on TLS: what clients
+    /// The secure WebSocket address, if it listens on one
+    /// ([`EmbeddedBrokerBuilder::wss_addr`]).
+    #[cfg(feature = "tls")]
+    pub fn wss_addr(&self) -> Option<SocketAddr> {
+        self.wss_addr
+    }
+
+    /// `wss://127.0.0.1:PORT/ws`, if it listens on secure WebSocket.
+    #[cfg(feature = "tls")]
+    pub fn wss_url(&self) -> Option<String> {
+        self.wss_addr.map(|a| format!("wss://{a}/ws"))
+    }
+
+    /// The PEM of the CA certificate generated at start, if it listens on TLS or secure
+    /// WebSocket: what clients
     /// trust to verify the broker. Its key never leaves the broker; a new one is made at
     /// each start, so a client must be given this one.
     #[cfg(feature = "tls")]
@@ -669,6 +711,27 @@ enum Transport {
     /// TLS, with the time a handshake may take.
     #[cfg(feature = "tls")]
     Tls(tokio_rustls::TlsAcceptor, Duration),
+    /// WebSocket over TLS, with the time both handshakes may take.
+    #[cfg(feature = "tls")]
+    Wss(tokio_rustls::TlsAcceptor, Duration, WebSocketConfig),
+}
+
+/// Binds a secure listener if asked for; `what` names it in the error.
+#[cfg(feature = "tls")]
+async fn bind_secure(
+    addr: Option<SocketAddr>,
+    what: &'static str,
+) -> Result<Option<(TcpListener, SocketAddr)>, Error> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { what, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| Error::Bind { what, source })?;
+    Ok(Some((listener, addr)))
 }
 
 /// Accepts connections until the listener fails.
@@ -702,8 +765,15 @@ async fn accept_loop(
                     serve_stream(read, write, peer, core).await;
                 }
                 Transport::Ws(config) => {
-                    if let Err(e) = serve_ws(stream, peer, config, core).await {
-                        tracing::debug!(%peer, error = %e, "WebSocket handshake failed");
+                    match tokio_tungstenite::accept_hdr_async_with_config(
+                        stream,
+                        handshake,
+                        Some(config),
+                    )
+                    .await
+                    {
+                        Ok(ws) => serve_ws(ws, peer, core).await,
+                        Err(e) => tracing::debug!(%peer, error = %e, "WebSocket handshake failed"),
                     }
                 }
                 #[cfg(feature = "tls")]
@@ -715,6 +785,24 @@ async fn accept_loop(
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, ?within, "TLS handshake timed out"),
+                    }
+                }
+                #[cfg(feature = "tls")]
+                Transport::Wss(acceptor, within, config) => {
+                    let handshakes = async {
+                        let tls = acceptor.accept(stream).await.map_err(|e| e.to_string())?;
+                        tokio_tungstenite::accept_hdr_async_with_config(
+                            tls,
+                            handshake,
+                            Some(config),
+                        )
+                        .await
+                        .map_err(|e| e.to_string())
+                    };
+                    match tokio::time::timeout(within, handshakes).await {
+                        Ok(Ok(ws)) => serve_ws(ws, peer, core).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "wss handshake failed"),
+                        Err(_) => tracing::debug!(%peer, ?within, "wss handshake timed out"),
                     }
                 }
             }
@@ -818,16 +906,13 @@ async fn gated_read(
     Ok(n)
 }
 
-async fn serve_ws(
-    stream: TcpStream,
-    peer: SocketAddr,
-    config: WebSocketConfig,
-    core: mpsc::Sender<ToCore>,
-) -> Result<(), tokio_tungstenite::tungstenite::Error> {
-    let ws =
-        tokio_tungstenite::accept_hdr_async_with_config(stream, handshake, Some(config)).await?;
+/// Serves a WebSocket whose handshake is done (over TCP or TLS).
+async fn serve_ws<S>(ws: WebSocketStream<S>, peer: SocketAddr, core: mpsc::Sender<ToCore>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let Some((id, mut rx, blocked, mut read_gate)) = register(&core, peer).await else {
-        return Ok(());
+        return;
     };
     let mut write_gate = read_gate.clone();
     let (mut sink, mut source) = ws.split();
@@ -884,7 +969,6 @@ async fn serve_ws(
     }
     let _ = core.send(ToCore::Closed(id)).await;
     writer.abort();
-    Ok(())
 }
 
 /// [`gated_read`] for WebSocket messages.

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::{SinkExt, StreamExt};
 use stompkit_testkit::EmbeddedBroker;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -11,6 +12,8 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// Bound on any one wait (a hang fails the test instead of stalling it).
 const BOUND: Duration = Duration::from_secs(30);
@@ -229,5 +232,50 @@ async fn a_restart_refuses_tls_clients_as_it_does_tcp_ones() {
     assert!(!rest.contains(&0), "{rest:?}");
     let refused = connect_tls(&broker, &ca, "localhost").await;
     assert!(refused.is_err(), "a TLS handshake while restarting");
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wss_serves_stomp_over_websocket_over_tls_with_the_same_ca() {
+    let broker = EmbeddedBroker::builder()
+        .ws_addr(None)
+        .wss_addr(Some("127.0.0.1:0".parse().unwrap()))
+        .start()
+        .await
+        .unwrap();
+    // Only what was asked for listens.
+    assert_eq!((broker.tls_url(), broker.ws_url()), (None, None));
+    let url = broker.wss_url().expect("a wss listener");
+    let port = broker.wss_addr().unwrap().port();
+    assert_eq!(url, format!("wss://127.0.0.1:{port}/ws"));
+    let ca = broker.ca_pem().expect("the CA").to_owned();
+
+    let tcp = TcpStream::connect(broker.wss_addr().unwrap())
+        .await
+        .unwrap();
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let tls = connector(&ca).connect(name, tcp).await.expect("TLS");
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "v10.stomp, v11.stomp, v12.stomp".parse().unwrap(),
+    );
+    let (mut ws, response) =
+        tokio::time::timeout(BOUND, tokio_tungstenite::client_async(request, tls))
+            .await
+            .expect("the upgrade within the bound")
+            .expect("upgraded");
+    assert_eq!(response.headers()["sec-websocket-protocol"], "v12.stomp");
+    ws.send(Message::text("CONNECT\naccept-version:1.2\nhost:/\n\n\0"))
+        .await
+        .unwrap();
+    let reply = tokio::time::timeout(BOUND, ws.next())
+        .await
+        .expect("a reply within the bound")
+        .expect("a message")
+        .unwrap();
+    let text = reply.into_text().unwrap();
+    assert!(text.starts_with("CONNECTED\nserver:"), "{text}");
+    assert!(text.contains("\nversion:1.2\n"), "{text}");
     broker.shutdown().await;
 }
