@@ -329,9 +329,8 @@ impl EmbeddedBroker {
     }
 
     /// The PEM of the CA certificate generated at start, if it listens on TLS or secure
-    /// WebSocket: what clients
-    /// trust to verify the broker. Its key never leaves the broker; a new one is made at
-    /// each start, so a client must be given this one.
+    /// WebSocket: what clients trust to verify the broker. Its key never leaves the broker;
+    /// a new one is made at each start, so a client must be given this one.
     #[cfg(feature = "tls")]
     pub fn ca_pem(&self) -> Option<&str> {
         self.ca_pem.as_deref()
