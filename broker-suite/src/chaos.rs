@@ -678,10 +678,11 @@ async fn stream(
         .session_with(|s| s.with_client_id("chaos-producer"))
         .start()
         .map_err(|e| format!("producer: {e}"))?;
-    both_connected([&consumer, &producer], Duration::from_secs(30)).await?;
+    // Watched before the first CONNECTED, so the first endpoint is known.
     let (consumer_timeline, mut watchers) = watch_client(&consumer);
     let (producer_timeline, more) = watch_client(&producer);
     watchers.extend(more);
+    both_connected([&consumer, &producer], Duration::from_secs(30)).await?;
     let mut subscription =
         tokio::time::timeout(Duration::from_secs(30), consumer.subscribe(subscribe))
             .await
@@ -786,6 +787,8 @@ async fn stream(
             .await
             .map_err(|_| format!("the stream stalled before fault {i} ({threshold} delivered)"))?
             .map_err(|_| "the consumer ended early".to_owned())?;
+        // The next segment may go now, so that messages are in flight during the fault.
+        gate_tx.send_replace(((i as u64 + 2) * segment).min(n));
         let at = Instant::now();
         let (detail, end) = apply(
             *kind,
@@ -821,7 +824,6 @@ async fn stream(
             disconnects,
             reconnect_ms: reconnect,
         });
-        gate_tx.send_replace(((i as u64 + 2) * segment).min(n));
     }
     gate_tx.send_replace(n);
 
@@ -964,6 +966,8 @@ async fn apply(
             let index = proxies
                 .iter()
                 .position(|p| endpoint.contains(&p.local_addr().to_string()))
+                // Not known (its event was missed): a node some client is on.
+                .or_else(|| proxies.iter().position(|p| p.stats().active > 0))
                 .ok_or(format!(
                     "the {who}'s endpoint {endpoint:?} is none of the proxies"
                 ))?;
@@ -983,5 +987,69 @@ async fn apply(
             ctl(vec!["-n".into(), node.clone(), "start_app".into()]).await?;
             Ok((format!("{who}'s node {node}"), at))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_is_seeded_and_has_every_kind_in_each_round() {
+        let a = plan(Target::Rabbitmq, 12, &mut Rng::new(7));
+        let b = plan(Target::Rabbitmq, 12, &mut Rng::new(7));
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 12);
+        for round in a
+            .chunks(FAULT_KINDS.len())
+            .filter(|r| r.len() == FAULT_KINDS.len())
+        {
+            for kind in FAULT_KINDS {
+                assert!(round.contains(&kind), "{kind:?} missing from {round:?}");
+            }
+        }
+        assert_ne!(a, plan(Target::Rabbitmq, 12, &mut Rng::new(8)));
+        assert!(
+            plan(Target::Cluster, 3, &mut Rng::new(7))
+                .iter()
+                .all(|k| *k == FaultKind::Restart)
+        );
+    }
+
+    #[test]
+    fn outages_count_from_the_later_of_the_loss_and_the_fault_end() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let timeline = Timeline {
+            changes: vec![
+                (ms(10), false),
+                (ms(500), true),
+                (ms(900), false),
+                (ms(1000), true),
+            ],
+            endpoint: None,
+        };
+        // Lost at 10 ms, fault over at 300 ms, back at 500 ms: 200 ms; then 100 ms.
+        assert_eq!(outages(&timeline, t0, ms(2000), ms(300)), (2, Some(200)));
+        // Only the second loss is in the window.
+        assert_eq!(
+            outages(&timeline, ms(600), ms(2000), ms(600)),
+            (1, Some(100))
+        );
+        assert_eq!(outages(&timeline, ms(1100), ms(2000), ms(1100)), (0, None));
+    }
+
+    /// A small run against the embedded broker (no RabbitMQ needed): one fault of each kind.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_small_run_against_the_embedded_broker_loses_nothing() {
+        let mut config = ChaosConfig::new(Target::Embedded, 500, 5);
+        config.seed = 3;
+        config.bound = Duration::from_secs(180);
+        let report = run(config).await.expect("the run completes");
+        assert_eq!(report.lost_count, 0, "{}", report.table());
+        assert_eq!(report.delivered, 500);
+        assert_eq!(report.duplicates_unmarked, 0, "{}", report.table());
+        assert_eq!(report.order_violations, 0, "{}", report.table());
+        assert_eq!(report.fault_counts().len(), FAULT_KINDS.len());
     }
 }

@@ -89,7 +89,10 @@ fn main() -> ExitCode {
         match runtime.block_on(run(config)) {
             Ok(report) => {
                 failed |= !report.failures().is_empty();
-                if !args.json {
+                // With --json the table goes to stderr, for a person watching.
+                if args.json {
+                    eprintln!("{}", report.table());
+                } else {
                     let _ = writeln!(std::io::stdout().lock(), "{}", report.table());
                 }
                 reports.push(report);
