@@ -1,6 +1,7 @@
 //! `stompkit send`: SEND messages to a broker.
 
 use std::io::{self, Read as _};
+use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt as _};
 use stompkit_tokio::{Error, Message};
@@ -117,12 +118,12 @@ async fn send_all(args: &Args, body: &[u8], run: &Run) -> Result<(), Failure> {
         confirming.push(async move { (n, confirmation.confirmed().await) });
         if confirming.len() >= IN_FLIGHT {
             if let Some((n, result)) = confirming.next().await {
-                check(run, n, result)?;
+                check(run, n, result).await?;
             }
         }
     }
     while let Some((n, result)) = confirming.next().await {
-        check(run, n, result)?;
+        check(run, n, result).await?;
     }
     if !args.receipt {
         // Messages queued while disconnected go out once connected; wait for that before
@@ -135,13 +136,31 @@ async fn send_all(args: &Args, body: &[u8], run: &Run) -> Result<(), Failure> {
     Ok(())
 }
 
-fn check<T>(run: &Run, n: u64, result: Result<T, Error>) -> Result<(), Failure> {
-    result.map(drop).map_err(|e| {
-        Failure::Input(format!(
-            "message {n} was not confirmed: {}",
-            run.error_message(&e)
-        ))
-    })
+async fn check<T>(run: &Run, n: u64, result: Result<T, Error>) -> Result<(), Failure> {
+    let Err(error) = result else {
+        return Ok(());
+    };
+    // A message dropped because the client gave up says less than why it gave up (a
+    // certificate, refused credentials): report that instead.
+    let closed = matches!(
+        error,
+        Error::Dropped {
+            reason: stompkit_tokio::session::DropReason::SessionClosed,
+            ..
+        } | Error::ConnectionLost
+            | Error::Closed
+    );
+    if closed {
+        // The session is closed by now; the bound only guards against waiting on a reconnect.
+        let gave_up = tokio::time::timeout(Duration::from_secs(1), run.client.wait_connected());
+        if let Ok(Err(gave_up @ Error::GaveUp { .. })) = gave_up.await {
+            return Err(Failure::Input(run.error_message(&gave_up)));
+        }
+    }
+    Err(Failure::Input(format!(
+        "message {n} was not confirmed: {}",
+        run.error_message(&error)
+    )))
 }
 
 /// Message number `n`: the body with `{n}` replaced, and the headers.
