@@ -586,10 +586,12 @@ pub async fn run(config: ChaosConfig) -> Result<ChaosReport, String> {
     if let Some(b) = embedded {
         b.shutdown().await;
     }
-    let (seen, faults, send_errors, send_error_count, reconnections) = match outcome {
+    let (mut seen, faults, send_errors, send_error_count, reconnections) = match outcome {
         Ok(result) => result?,
         Err(_) => return Err(format!("the run took longer than {:?}", config.bound)),
     };
+    // The run's own bookkeeping is not the client's memory.
+    seen.ids = HashSet::new();
     let after = settle(before, Duration::from_secs(10)).await;
 
     let lost_all: Vec<u64> = seen
