@@ -94,7 +94,12 @@ async fn run(args: &Args) -> Result<ExitCode, String> {
                         _ = done.wait_for(|d| *d) => return Ok(latency),
                         frame = subscription.next() => frame,
                     };
-                    let frame = frame.ok_or("the subscription ended")?;
+                    let Some(frame) = frame else {
+                        return Err(format!(
+                            "the subscription ended ({:?})",
+                            subscription.ended()
+                        ));
+                    };
                     if ack != AckMode::Auto {
                         subscription
                             .ack_frame(&frame)
