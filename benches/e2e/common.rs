@@ -290,7 +290,10 @@ pub(crate) async fn finish(
         "delivery_latency_ms": (args.consumers > 0).then(|| delivery.summary()),
     });
     let mut out = std::io::stdout().lock();
-    if writeln!(out, "{summary}").and_then(|()| out.flush()).is_err() {
+    if writeln!(out, "{summary}")
+        .and_then(|()| out.flush())
+        .is_err()
+    {
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS
