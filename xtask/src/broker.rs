@@ -396,7 +396,12 @@ fn start_broker(wait: Duration) -> Result<(), String> {
     let vm_up = FIRST.vm_up();
     let mut changed =
         write_if_changed(&Path::new(ETC).join("rabbitmq-env.conf"), &env_conf_text())?;
-    // New certificates for each run of the node; a running node keeps the ones it loaded.
+    // New certificates for each run of the node; a running node keeps the ones it loaded,
+    // and a second checkout using it takes a copy of them (rather than replacing them and
+    // restarting the node under the first checkout's tests).
+    if vm_up && !tls_installed() && copy_installed_certificates(&tls_dir()).is_ok() {
+        eprintln!("xtask broker: using the running node's certificates");
+    }
     if !(vm_up && tls_installed()) {
         generate_certificates(&tls_dir())?;
         install_certificates(&tls_dir())?;
@@ -775,6 +780,17 @@ fn generate_certificates(dir: &Path) -> Result<(), String> {
 
 /// Copies the certificates where the broker (user `rabbitmq`) reads them: the workspace may
 /// sit under a home directory it cannot enter.
+/// Copies the certificates the broker loaded into `to` (the public CA included; the
+/// server's key stays readable by root only, as in the broker's directory).
+fn copy_installed_certificates(to: &Path) -> Result<(), String> {
+    for file in TLS_FILES {
+        let (src, dst) = (Path::new(TLS_ETC).join(file), to.join(file));
+        fs::copy(&src, &dst)
+            .map_err(|e| format!("copying {} to {}: {e}", src.display(), dst.display()))?;
+    }
+    Ok(())
+}
+
 fn install_certificates(from: &Path) -> Result<(), String> {
     let to = Path::new(TLS_ETC);
     fs::create_dir_all(to).map_err(|e| format!("creating {}: {e}", to.display()))?;
