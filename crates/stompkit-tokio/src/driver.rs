@@ -768,26 +768,62 @@ async fn write_loop(
     shared: Arc<Shared>,
     failed: mpsc::UnboundedSender<(Attempt, Error)>,
 ) {
+    let mut batch = BytesMut::new();
+    let mut ends = Vec::new();
+    let mut closing = false;
     while let Some(message) = transmits.recv().await {
-        match message {
-            WriterMessage::Data(transmit) => {
-                let len = transmit.len();
-                let result = writer
-                    .send(transmit.bytes().clone(), transmit.frame_ends())
-                    .await;
-                unwritten.fetch_sub(len, Ordering::AcqRel);
-                shared.written.notify_one();
-                if let Err(error) = result {
-                    let _ = failed.send((attempt, error));
-                    return;
+        let WriterMessage::Data(first) = message else {
+            closing = true;
+            break;
+        };
+        // Whatever else is queued goes out in the same write: one system call for many
+        // frames when the application sends faster than the socket takes them.
+        let (data, len) = if transmits.is_empty() {
+            let len = first.len();
+            ends.clear();
+            ends.extend_from_slice(first.frame_ends());
+            (first.into_bytes(), len)
+        } else {
+            batch.clear();
+            ends.clear();
+            append(&mut batch, &mut ends, &first);
+            while batch.len() < WRITE_BATCH_BYTES {
+                match transmits.try_recv() {
+                    Ok(WriterMessage::Data(next)) => append(&mut batch, &mut ends, &next),
+                    Ok(WriterMessage::Close) => {
+                        closing = true;
+                        break;
+                    }
+                    Err(_) => break,
                 }
             }
-            WriterMessage::Close => {
-                // Bounded: a peer that stopped reading must not keep the task forever.
-                let close = writer.close();
-                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), close).await;
-                return;
-            }
+            let len = batch.len();
+            (batch.split().freeze(), len)
+        };
+        let result = writer.send(data, &ends).await;
+        unwritten.fetch_sub(len, Ordering::AcqRel);
+        shared.written.notify_one();
+        if let Err(error) = result {
+            let _ = failed.send((attempt, error));
+            return;
+        }
+        if closing {
+            break;
         }
     }
+    if closing {
+        // Bounded: a peer that stopped reading must not keep the task forever.
+        let close = writer.close();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), close).await;
+    }
+}
+
+/// Most bytes gathered into one write.
+const WRITE_BATCH_BYTES: usize = 256 * 1024;
+
+/// Appends a transmit to a batch, its frame ends shifted to the batch's offsets.
+fn append(batch: &mut BytesMut, ends: &mut Vec<usize>, transmit: &Transmit) {
+    let base = batch.len();
+    batch.extend_from_slice(transmit);
+    ends.extend(transmit.frame_ends().iter().map(|end| base + end));
 }
