@@ -176,6 +176,9 @@ pub struct FaultRecord {
     /// The longest time a client took to be connected again, from the later of losing
     /// its connection and the fault's end (none when no client lost its connection).
     pub reconnect_ms: Option<u64>,
+    /// The failures the clients reported during it (`producer`/`consumer`, ms after the
+    /// fault's start, class and detail).
+    pub failures: Vec<String>,
 }
 
 /// What a chaos run found.
@@ -422,6 +425,8 @@ struct Timeline {
     changes: Vec<(Instant, bool)>,
     /// The endpoint of the last `Connected` event.
     endpoint: Option<String>,
+    /// Failed attempts and connections: when, and the failure's class and detail.
+    failures: Vec<(Instant, String)>,
 }
 
 fn watch_client(client: &Client) -> (Arc<Mutex<Timeline>>, Vec<tokio::task::JoinHandle<()>>) {
@@ -448,6 +453,27 @@ fn watch_client(client: &Client) -> (Arc<Mutex<Timeline>>, Vec<tokio::task::Join
                 match events.recv().await {
                     Ok(ClientEvent::Connected { endpoint, .. }) => {
                         timeline.lock().await.endpoint = Some(endpoint);
+                    }
+                    Ok(ClientEvent::StateChanged { to, cause, .. }) => {
+                        let to = match to {
+                            State::Reconnecting { at } => format!(
+                                "Reconnecting in {} ms",
+                                at.saturating_duration_since(Instant::now()).as_millis()
+                            ),
+                            State::Failed { next_probe } => format!(
+                                "breaker open for {} ms",
+                                next_probe
+                                    .saturating_duration_since(Instant::now())
+                                    .as_millis()
+                            ),
+                            other => format!("{other:?}"),
+                        };
+                        let what = format!("-> {to} ({cause:?})");
+                        timeline.lock().await.failures.push((Instant::now(), what));
+                    }
+                    Ok(ClientEvent::AttemptFailed { failure, .. }) => {
+                        let what = format!("{:?}: {}", failure.kind, failure.detail);
+                        timeline.lock().await.failures.push((Instant::now(), what));
                     }
                     Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
@@ -809,8 +835,22 @@ async fn stream(
         let now = Instant::now();
         let mut disconnects = 0;
         let mut reconnect = None::<u64>;
-        for timeline in [&consumer_timeline, &producer_timeline] {
-            let (lost, longest) = outages(&*timeline.lock().await, at, now, end);
+        let mut failures = Vec::new();
+        for (who, timeline) in [
+            ("consumer", &consumer_timeline),
+            ("producer", &producer_timeline),
+        ] {
+            let timeline = timeline.lock().await;
+            failures.extend(
+                timeline
+                    .failures
+                    .iter()
+                    .filter(|(t, _)| *t >= at && *t < now)
+                    .map(|(t, what)| {
+                        format!("{who} +{} ms {what}", t.duration_since(at).as_millis())
+                    }),
+            );
+            let (lost, longest) = outages(&timeline, at, now, end);
             disconnects += lost;
             reconnect = match (reconnect, longest) {
                 (Some(a), Some(b)) => Some(a.max(b)),
@@ -825,6 +865,7 @@ async fn stream(
             lasted_ms: end.saturating_duration_since(at).as_millis() as u64,
             disconnects,
             reconnect_ms: reconnect,
+            failures,
         });
     }
     gate_tx.send_replace(n);
@@ -1030,6 +1071,7 @@ mod tests {
                 (ms(1000), true),
             ],
             endpoint: None,
+            failures: Vec::new(),
         };
         // Lost at 10 ms, fault over at 300 ms, back at 500 ms: 200 ms; then 100 ms.
         assert_eq!(outages(&timeline, t0, ms(2000), ms(300)), (2, Some(200)));
