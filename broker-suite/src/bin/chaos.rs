@@ -1,6 +1,7 @@
 //! `chaos [--messages N] [--faults F] [--seed S] [--broker rabbitmq|embedded|both]
-//! [--cluster] [--in-flight N] [--json]`: see `stompkit_broker_suite::chaos`. Exits non-zero
-//! when a run failed a check (a lost message among them) or could not run.
+//! [--cluster] [--in-flight N] [--json]`: see `stompkit_broker_suite::chaos`. The default is
+//! `--broker both`; `--cluster` alone runs only the cluster. Exits non-zero when a run failed
+//! a check (a lost message among them) or could not run.
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -26,6 +27,7 @@ fn parse() -> Result<Args, String> {
         json: false,
     };
     let mut cluster = false;
+    let mut broker_given = false;
     let mut rest = std::env::args().skip(1);
     while let Some(arg) = rest.next() {
         let mut value = || rest.next().ok_or(format!("{arg} takes a value"));
@@ -39,6 +41,7 @@ fn parse() -> Result<Args, String> {
                 args.in_flight = value()?.parse().map_err(|e| format!("--in-flight: {e}"))?;
             }
             "--broker" => {
+                broker_given = true;
                 args.targets = match value()?.as_str() {
                     "rabbitmq" => vec![Target::Rabbitmq],
                     "embedded" => vec![Target::Embedded],
@@ -52,6 +55,10 @@ fn parse() -> Result<Args, String> {
         }
     }
     if cluster {
+        // `--cluster` alone runs only the cluster; with `--broker`, after those.
+        if !broker_given {
+            args.targets.clear();
+        }
         args.targets.push(Target::Cluster);
     }
     Ok(args)
