@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::{broker, run};
+use crate::{broker, run, target_dir};
 
 /// `chaos [--messages N] [--faults F] [--seed S] [--broker rabbitmq|embedded|both]
 /// [--cluster] [--json]`: the arguments go to the binary as they are.
@@ -27,21 +27,21 @@ pub(crate) fn chaos(cargo: &Path, args: &[String]) -> Result<(), String> {
 }
 
 /// For `cargo xtask ci`: a short seeded run against both brokers (a few thousand messages,
-/// ten faults each, every kind), bounded by `timeout`; a lost message fails it.
+/// ten faults each, every kind); a lost message fails it. The debug build the test step made
+/// already, and `timeout` (coreutils) bounds the run, not the build.
 pub(crate) fn chaos_for_ci(cargo: &Path, env: &[(String, String)]) -> Result<(), String> {
+    run(Command::new(cargo).args([
+        "build",
+        "--locked",
+        "--all-features",
+        "-p",
+        "stompkit-broker-suite",
+        "--bin",
+        "chaos",
+    ]))?;
     run(Command::new("timeout")
         .args(["--kill-after=10", "240"])
-        .arg(cargo)
-        .args([
-            "run",
-            "--release",
-            "--locked",
-            "-p",
-            "stompkit-broker-suite",
-            "--bin",
-            "chaos",
-            "--",
-        ])
+        .arg(target_dir().join("debug/chaos"))
         .args([
             "--messages",
             "3000",
