@@ -30,6 +30,8 @@
 
 #![allow(clippy::print_stdout)] // an example prints what it does
 
+mod common;
+
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -332,7 +334,7 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<bool, Box<dyn std::error::Error>> {
     let options = options()?;
-    let url = std::env::var("STOMP_URL").unwrap_or_else(|_| "ws://127.0.0.1:15674/ws".into());
+    let (url, _embedded) = common::broker_url(true).await?;
     let login = std::env::var("STATION_LOGIN").unwrap_or_else(|_| "guest".into());
     let passcode = std::env::var("STATION_PASSCODE").unwrap_or_else(|_| "guest".into());
     let vendor = options.vendor;

@@ -11,6 +11,8 @@
 
 #![allow(clippy::print_stdout)] // an example prints what it does
 
+mod common;
+
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -23,8 +25,7 @@ use tokio::net::TcpListener;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let once = std::env::args().any(|a| a == "--once");
     let recorder = PrometheusBuilder::new().install_recorder()?;
-    let url = std::env::var("STOMP_URL")
-        .unwrap_or_else(|_| "stomp://guest:guest@127.0.0.1:61613".to_owned());
+    let (url, _embedded) = common::broker_url(false).await?;
     let client = Client::builder(&url)?.name("example").connect().await?;
 
     // Some traffic: ten confirmed messages through a queue of our own.

@@ -7,6 +7,8 @@
 
 #![allow(clippy::print_stdout)] // an example prints what it does
 
+mod common;
+
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -18,8 +20,7 @@ const WAIT: Duration = Duration::from_secs(10);
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let url = std::env::var("STOMP_URL")
-        .unwrap_or_else(|_| "stomp://guest:guest@127.0.0.1:61613".to_owned());
+    let (url, _embedded) = common::broker_url(false).await?;
     let client = timeout(WAIT, Client::connect(&url)).await??;
     // An endpoint displays without its passcode.
     println!("connected to {}", url.parse::<Endpoint>()?);

@@ -23,6 +23,8 @@
 
 #![allow(clippy::print_stdout)] // an example prints what it does
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::error::Error;
 use std::time::Duration;
@@ -37,8 +39,7 @@ const WAIT: Duration = Duration::from_secs(10);
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
-    let url = std::env::var("STOMP_URL")
-        .unwrap_or_else(|_| "stomp://guest:guest@127.0.0.1:61613".to_owned());
+    let (url, _embedded) = common::broker_url(false).await?;
     let pid = std::process::id();
     let service = format!("request-reply-{pid}");
     let reply_queue = format!("replies-{pid}");
