@@ -76,7 +76,7 @@ use stompkit_tokio::{AckMode, ClientEvent, Message, State, Subscribe};
 use tokio::sync::{Mutex, watch};
 
 use crate::resources::{Sample, settle};
-use crate::{TestQueue, broker, cluster, rabbitmqctl};
+use crate::{TestQueue, rabbitmqctl, try_broker, try_cluster};
 
 /// Which broker a run is against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -562,9 +562,12 @@ pub async fn run(config: ChaosConfig) -> Result<ChaosReport, String> {
     // The upstreams and their nodes.
     let mut embedded = None;
     let upstreams: Vec<(String, Option<String>)> = match config.target {
-        Target::Rabbitmq => vec![(broker().tcp.clone(), Some(broker().node.clone()))],
+        Target::Rabbitmq => {
+            let env = try_broker()?;
+            vec![(env.tcp.clone(), Some(env.node.clone()))]
+        }
         Target::Cluster => {
-            let (urls, nodes) = cluster();
+            let (urls, nodes) = try_cluster()?;
             urls.split(',')
                 .map(str::to_owned)
                 .zip(nodes.iter().cloned().map(Some))

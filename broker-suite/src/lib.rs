@@ -56,16 +56,37 @@ pub struct BrokerEnv {
 
 /// The broker's environment. Panics with [`NO_BROKER`] when it is not there.
 pub fn broker() -> &'static BrokerEnv {
-    static ENV: OnceLock<BrokerEnv> = OnceLock::new();
-    ENV.get_or_init(|| {
-        let file = workspace_root().join("target/rabbitmq/env");
-        load(&file).unwrap_or_else(|| {
-            panic!(
-                "{NO_BROKER} (looked in the environment and {})",
-                file.display()
-            )
-        })
+    try_broker().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The broker's environment, or why it is not there (for the chaos and soak binaries,
+/// which report rather than panic).
+///
+/// # Errors
+/// [`NO_BROKER`] and where it looked.
+pub fn try_broker() -> Result<&'static BrokerEnv, String> {
+    static ENV: OnceLock<Option<BrokerEnv>> = OnceLock::new();
+    let file = workspace_root().join("target/rabbitmq/env");
+    ENV.get_or_init(|| load(&file)).as_ref().ok_or_else(|| {
+        format!(
+            "{NO_BROKER} (looked in the environment and {})",
+            file.display()
+        )
     })
+}
+
+/// The cluster's URLs and node names, or why they are not there.
+///
+/// # Errors
+/// [`NO_BROKER`] when the cluster variables are missing.
+pub fn try_cluster() -> Result<(&'static str, &'static [String]), String> {
+    let env = try_broker()?;
+    match (&env.cluster, &env.nodes) {
+        (Some(urls), Some(nodes)) if !nodes.is_empty() => Ok((urls, nodes)),
+        _ => Err(format!(
+            "{NO_BROKER} (the cluster variables STOMPKIT_RABBITMQ_CLUSTER and _NODES are missing)"
+        )),
+    }
 }
 
 /// The cluster's URLs (comma-separated) and node names. Panics with [`NO_BROKER`] when the

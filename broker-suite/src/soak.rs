@@ -16,7 +16,7 @@ use tokio::sync::Mutex;
 
 use crate::chaos::{Rng, chaos_client};
 use crate::resources::{Sample, settle, slope};
-use crate::{TestQueue, broker};
+use crate::{TestQueue, try_broker};
 
 /// A set of message numbers, one bit each: the run's own bookkeeping grows by 2 bits per
 /// message (45 KB an hour at 50 messages a second), so it does not hide the client's slope.
@@ -228,7 +228,7 @@ impl SoakReport {
 /// Setting up failed (no broker, no proxy, no first connection).
 pub async fn run(config: SoakConfig) -> Result<SoakReport, String> {
     let before = Sample::now();
-    let env = broker();
+    let env = try_broker()?;
     let proxy = Proxy::builder(env.tcp.clone())
         .start()
         .await
