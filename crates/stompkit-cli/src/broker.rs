@@ -178,8 +178,9 @@ fn bind_failure(args: &Args, error: Error) -> Failure {
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM. Both handlers are installed when this returns.
+/// (`stompkit broker` and `stompkit proxy` run until then.)
 #[cfg(unix)]
-fn stop_signal() -> io::Result<impl Future<Output = ()>> {
+pub(crate) fn stop_signal() -> io::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -193,7 +194,7 @@ fn stop_signal() -> io::Result<impl Future<Output = ()>> {
 
 /// Resolves on Ctrl-C.
 #[cfg(not(unix))]
-fn stop_signal() -> io::Result<impl Future<Output = ()>> {
+pub(crate) fn stop_signal() -> io::Result<impl Future<Output = ()>> {
     Ok(async {
         let _ = tokio::signal::ctrl_c().await;
     })

@@ -134,7 +134,7 @@ fn schedule(args: &Args, seed: u64) -> FaultSchedule {
 }
 
 async fn serve(args: &Args) -> Result<(), Failure> {
-    let stop = stop_signal()?;
+    let stop = crate::broker::stop_signal()?;
     let seed = args.seed.unwrap_or_else(|| {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -175,28 +175,6 @@ async fn serve(args: &Args) -> Result<(), Failure> {
     )?;
     proxy.shutdown().await;
     Ok(())
-}
-
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM; both handlers are installed when this returns.
-#[cfg(unix)]
-fn stop_signal() -> io::Result<impl Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut term = signal(SignalKind::terminate())?;
-    Ok(async move {
-        tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
-        }
-    })
-}
-
-/// Resolves on Ctrl-C.
-#[cfg(not(unix))]
-fn stop_signal() -> io::Result<impl Future<Output = ()>> {
-    Ok(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
 }
 
 fn start_failure(args: &Args, error: Error) -> Failure {
