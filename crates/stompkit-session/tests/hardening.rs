@@ -247,14 +247,7 @@ fn an_ack_inside_an_aborted_transaction_can_be_redone() {
     sim.pump();
     sim.publish("/queue/a", "offer");
     sim.pump();
-    let handle = sim
-        .events
-        .iter()
-        .find_map(|e| match e {
-            Event::Message { handle, .. } => Some(handle.clone()),
-            _ => None,
-        })
-        .unwrap();
+    let handle = sim.delivered_handles().remove(0);
     let tx = sim.session.begin(sim.now, false).unwrap();
     let in_tx = AckOptions {
         transaction: Some(tx),
@@ -289,14 +282,7 @@ fn an_ack_inside_a_committed_transaction_takes_effect_on_commit() {
     sim.publish("/queue/a", "1");
     sim.publish("/queue/a", "2");
     sim.pump();
-    let handles: Vec<_> = sim
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Message { handle, .. } => Some(handle.clone()),
-            _ => None,
-        })
-        .collect();
+    let handles = sim.delivered_handles();
     let tx = sim.session.begin(sim.now, false).unwrap();
     let in_tx = AckOptions {
         transaction: Some(tx),
@@ -600,17 +586,7 @@ fn a_re_sent_message_keeps_its_stable_id_and_consumers_see_the_duplicate() {
     sim.publish_with("/queue/b", "offer", &[("stompkit-id", "p-9")]);
     sim.publish_with("/queue/b", "other", &[("stompkit-id", "p-10")]);
     sim.pump();
-    let flags: Vec<bool> = sim
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Message {
-                possibly_duplicate, ..
-            } => Some(*possibly_duplicate),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(flags, [false, true, false]);
+    assert_eq!(sim.duplicate_flags(), [false, true, false]);
 }
 
 #[test]

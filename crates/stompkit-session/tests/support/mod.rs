@@ -421,6 +421,30 @@ impl Sim {
             .collect()
     }
 
+    /// The handles of the messages delivered, in order.
+    pub fn delivered_handles(&self) -> Vec<stompkit_session::MessageHandle> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Message { handle, .. } => Some(handle.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The `possibly_duplicate` flags of the messages delivered, in order.
+    pub fn duplicate_flags(&self) -> Vec<bool> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Message {
+                    possibly_duplicate, ..
+                } => Some(*possibly_duplicate),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The states entered, in order.
     pub fn states(&self) -> Vec<State> {
         self.events
