@@ -405,6 +405,8 @@ pub async fn run(config: SoakConfig) -> Result<SoakReport, String> {
     drop(client);
     let _ = tokio::time::timeout(Duration::from_secs(10), consumer).await;
     proxy.shutdown().await;
+    // The samples file was opened after the first reading.
+    drop(file);
     let after = settle(before, Duration::from_secs(10)).await;
 
     let (lost, confirmed_total, delivered_total) = {
