@@ -157,7 +157,7 @@ impl ConnectArgs {
         let max_frame_bytes = self.max_frame_bytes;
         let receipt_timeout = Duration::from_secs(self.receipt_timeout);
         let HeartBeat(send, receive) = self.heart_beat;
-        let client = Client::builder_for(endpoints)
+        let (client, events) = Client::builder_for(endpoints)
             .host(self.host.clone())
             .heart_beat(send, receive)
             .transport(transport)
@@ -169,12 +169,12 @@ impl ConnectArgs {
                     .with_max_send_frame_bytes(max_frame_bytes)
                     .with_limits(Limits::default().with_max_frame_bytes(max_frame_bytes))
             })
-            .start()
+            .start_with_events()
             .map_err(|e| Failure::Input(e.to_string()))?;
         let (fatal_tx, fatal) = watch::channel(None);
         let stop_on_server_error = Arc::new(AtomicBool::new(stop_on_server_error));
         let reporter = tokio::spawn(report(
-            client.events(),
+            events,
             fatal_tx,
             Arc::clone(&stop_on_server_error),
             self.max_reconnects,

@@ -130,6 +130,16 @@ impl ClientBuilder {
     /// # Errors
     /// [`Error::NoEndpoint`], or [`Error::Session`] with an invalid session configuration.
     pub fn start(self) -> Result<Client, Error> {
+        Client::start(self.config).map(|(client, _)| client)
+    }
+
+    /// Starts the client like [`start`](Self::start), with a receiver of every
+    /// [`ClientEvent`] from the very first: [`Client::events`] called after `start` can
+    /// miss an attempt that failed at once (a refused port).
+    ///
+    /// # Errors
+    /// As [`start`](Self::start).
+    pub fn start_with_events(self) -> Result<(Client, broadcast::Receiver<ClientEvent>), Error> {
         Client::start(self.config)
     }
 
@@ -269,7 +279,7 @@ impl Client {
         Self::builder(urls)?.connect().await
     }
 
-    fn start(mut config: ClientConfig) -> Result<Self, Error> {
+    fn start(mut config: ClientConfig) -> Result<(Self, broadcast::Receiver<ClientEvent>), Error> {
         if config.endpoints.is_empty() {
             return Err(Error::NoEndpoint);
         }
@@ -277,18 +287,19 @@ impl Client {
         config.transport.ws.max_message_bytes = config.session.limits.max_frame_bytes;
         let (commands, command_rx) = mpsc::channel(256);
         let (control, control_rx) = mpsc::unbounded_channel();
-        let (events, _) = broadcast::channel(config.event_capacity.max(1));
+        let (events, first_events) = broadcast::channel(config.event_capacity.max(1));
         let weak = (commands.downgrade(), control.downgrade());
         let (driver, state) = Driver::new(config, command_rx, control_rx, events.clone(), weak)?;
         let shared = driver.shared();
         tokio::spawn(driver.run());
-        Ok(Self {
+        let client = Self {
             commands,
             control,
             state,
             events,
             shared,
-        })
+        };
+        Ok((client, first_events))
     }
 
     pub(crate) async fn request<T>(

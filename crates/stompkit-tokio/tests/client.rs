@@ -76,6 +76,42 @@ async fn listener() -> (TcpListener, String) {
     (listener, url)
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_with_events_reports_an_attempt_refused_at_once() {
+    // A port that was just free: each attempt is refused before `start` returns, often.
+    let (listener, url) = listener().await;
+    drop(listener);
+    let (client, mut events) = Client::builder(&url)
+        .unwrap()
+        .session_with(|c| {
+            c.with_backoff(BackoffConfig::constant(Duration::from_millis(1)).max_attempts(Some(1)))
+        })
+        .start_with_events()
+        .expect("valid configuration");
+    let mut seen = Vec::new();
+    timeout(LIMIT, async {
+        loop {
+            match events
+                .recv()
+                .await
+                .expect("events until the client is dropped")
+            {
+                ClientEvent::AttemptFailed { attempt, .. } => seen.push(attempt.number()),
+                ClientEvent::GaveUp { .. } => break,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("bounded");
+    // The first attempt and the one retry, none missed.
+    assert_eq!(seen, [1, 2]);
+    assert!(matches!(
+        client.wait_connected().await,
+        Err(Error::GaveUp { .. })
+    ));
+}
+
 #[tokio::test]
 async fn refused_credentials_give_up_with_the_brokers_message_and_no_retry_storm() {
     let (listener, url) = listener().await;
