@@ -17,6 +17,7 @@ mod encode;
 mod json;
 mod proxy;
 mod send;
+mod status;
 mod subscribe;
 
 /// Tools for STOMP 1.0, 1.1 and 1.2 byte streams.

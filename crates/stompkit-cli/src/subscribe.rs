@@ -11,6 +11,7 @@ use stompkit_tokio::{AckMode, Delivery, Subscribe};
 use crate::Failure;
 use crate::connect::{ConnectArgs, Header, Run, note, parse_header};
 use crate::json::OutLine;
+use crate::status::{Connections, Flow, Sample, per_second, status_line};
 
 /// How long a failed SUBSCRIBE waits for the broker's explanation.
 const EXPLAIN_GRACE: Duration = Duration::from_secs(1);
@@ -60,8 +61,8 @@ pub(crate) struct Args {
     headers: Vec<Header>,
 
     /// A status line on stderr every SECS seconds (default 1): state, uptime, messages and
-    /// messages/s, reconnects, queue depth, unconfirmed sends, the last failure and its
-    /// class. Rewritten in place on a terminal, one line each time otherwise
+    /// messages/s, reconnects, queue depth, unconfirmed sends, buffered bytes, the last
+    /// failure and its class. Rewritten in place on a terminal, one line each time otherwise
     #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "1",
           value_parser = clap::value_parser!(u64).range(1..))]
     stats: Option<u64>,
@@ -139,10 +140,14 @@ async fn report_status(secs: Option<u64>, run: &Run, received: &Cell<u64>) {
             return std::future::pending().await;
         };
         let now = received.get();
-        #[allow(clippy::cast_precision_loss)] // a rate for people to read
-        let rate = (now - before) as f64 / every.as_secs_f64();
+        let flow = Flow {
+            count: now,
+            what: "messages",
+            per_second: per_second(now - before, every),
+        };
         before = now;
-        let line = status_line(&status, started.elapsed(), now, rate);
+        let connection = Connections::one(&Sample::from(&status));
+        let line = status_line("stompkit", &connection, started.elapsed(), &[flow]);
         let mut err = io::stderr().lock();
         // On a terminal the line is rewritten in place; elsewhere each is its own line.
         let _ = if terminal {
@@ -152,31 +157,6 @@ async fn report_status(secs: Option<u64>, run: &Run, received: &Cell<u64>) {
         };
         let _ = err.flush();
     }
-}
-
-/// One status line: what a person watching the command wants to see at a glance.
-fn status_line(
-    status: &stompkit_tokio::Status,
-    elapsed: Duration,
-    received: u64,
-    rate: f64,
-) -> String {
-    let state = match status.state {
-        stompkit_tokio::State::Reconnecting { .. } => "reconnecting".to_owned(),
-        stompkit_tokio::State::Failed { .. } => "breaker-open".to_owned(),
-        other => format!("{other:?}").to_lowercase(),
-    };
-    let last = status.last_failure.as_ref().map_or_else(String::new, |f| {
-        format!(" last-failure={:?}: {}", f.kind, f.detail)
-    });
-    format!(
-        "stompkit: {state} up {}s, {received} messages ({rate:.1}/s), {} reconnects, \
-         {} queued, {} unconfirmed{last}",
-        elapsed.as_secs(),
-        status.stats.reconnections,
-        status.queued,
-        status.unconfirmed,
-    )
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
