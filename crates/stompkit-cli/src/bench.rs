@@ -2,9 +2,10 @@
 //! measured: throughput, latency from send to receipt and to delivery, the process's CPU
 //! time and peak RSS.
 
+use std::convert::Infallible;
 use std::io::{self, IsTerminal as _, Write as _};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -18,7 +19,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::Failure;
-use crate::connect::{ConnectArgs, Run};
+use crate::connect::{ConnectArgs, Run, note};
+use crate::status::{Aggregator, Flow, Sample, per_second, status_line};
 
 /// The header carrying the send time, in nanoseconds since the Unix epoch, so that a
 /// consumer in another process (on the same machine) can measure the delivery latency.
@@ -50,6 +52,11 @@ const PLAIN_PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// On a /queue/ the consumers share the messages; on a /topic/ (or /exchange/) every
 /// consumer receives every message. The run fails if not every message arrived within
 /// --timeout.
+///
+/// --stats adds a status line summing every connection: how many are connected (and in
+/// which state the others are), messages sent and received and their rates, reconnects,
+/// queued and unconfirmed sends, buffered bytes, and the newest failure, its class and
+/// which connection had it.
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct Args {
@@ -106,6 +113,14 @@ pub(crate) struct Args {
     /// Print the summary as one JSON object
     #[arg(long)]
     json: bool,
+
+    /// A status line on stderr every SECS seconds (default 1) summing all connections:
+    /// how many are connected, messages sent and received and per second, reconnects,
+    /// queue depth, unconfirmed sends, buffered bytes, the newest failure and its class.
+    /// Under the progress bar on a terminal, one line each time otherwise
+    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "1",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    stats: Option<u64>,
 
     #[command(flatten)]
     connect: ConnectArgs,
@@ -231,19 +246,54 @@ async fn bench(args: &Args, amount: Amount) -> Result<Summary, Failure> {
         let (failure, _, _) = select_all(runs.iter().map(|run| Box::pin(run.failed()))).await;
         failure
     };
+    // The progress bar and the status line share the terminal, one line each.
+    let screen = io::stderr()
+        .is_terminal()
+        .then(indicatif::MultiProgress::new);
+    // Set once sending starts; the status line reads its counters.
+    let counters = OnceLock::new();
+    let stats = report_status(
+        args.stats,
+        &runs,
+        &counters,
+        args.consumers > 0,
+        screen.as_ref(),
+    );
+    let measured = measure(
+        args,
+        amount,
+        &destination,
+        fan_out,
+        &runs,
+        connecting,
+        Screen {
+            multi: screen.as_ref(),
+            counters: &counters,
+        },
+    );
     let result = tokio::select! {
         biased;
         failure = failed => Err(failure),
-        result = tokio::time::timeout(limit, measure(args, amount, &destination, fan_out, &runs, connecting)) => {
+        result = tokio::time::timeout(limit, measured) => {
             result.unwrap_or_else(|_| Err(Failure::Input(format!(
                 "--timeout {}: the run did not end in time", args.timeout
             ))))
         }
+        never = stats => match never {},
     };
     let late = join_all(runs.into_iter().map(Run::finish)).await;
     let summary = result?;
     // An ERROR in answer to the last frames still fails the run.
     late.into_iter().flatten().next().map_or(Ok(summary), Err)
+}
+
+/// What `measure` shares with the status line.
+#[derive(Debug, Clone, Copy)]
+struct Screen<'a> {
+    /// The terminal's bars; `None` when stderr is not a terminal.
+    multi: Option<&'a indicatif::MultiProgress>,
+    /// Where the counters go once sending starts.
+    counters: &'a OnceLock<Arc<Shared>>,
 }
 
 async fn measure(
@@ -253,6 +303,7 @@ async fn measure(
     fan_out: bool,
     runs: &[Run],
     connecting: Instant,
+    screen: Screen<'_>,
 ) -> Result<Summary, Failure> {
     let fail = |e: &Error| Failure::Input(runs[0].error_message(e));
     for run in runs {
@@ -281,6 +332,7 @@ async fn measure(
         done,
         started: Instant::now(),
     });
+    let _ = screen.counters.set(Arc::clone(&shared));
     let mut consumers = Tasks(Vec::new());
     for subscription in subscriptions {
         consumers.0.push(tokio::spawn(consume(
@@ -323,6 +375,7 @@ async fn measure(
             }
         }),
         args.consumers > 0,
+        screen.multi,
     );
     let work = async {
         let mut receipt_latency = Histogram::default();
@@ -534,8 +587,13 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(total: Option<u64>, deliveries: bool) -> Self {
-        let bar = io::stderr().is_terminal().then(|| {
+    /// A bar in `screen` (above the status line) if there is one.
+    fn new(
+        total: Option<u64>,
+        deliveries: bool,
+        screen: Option<&indicatif::MultiProgress>,
+    ) -> Self {
+        let bar = screen.map(|screen| {
             let bar = match total {
                 Some(total) => indicatif::ProgressBar::new(total),
                 None => indicatif::ProgressBar::new_spinner(),
@@ -548,14 +606,13 @@ impl Progress {
             if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
                 bar.set_style(style.progress_chars("=> "));
             }
-            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-            bar
+            screen.insert(0, bar)
         });
         Self { bar, deliveries }
     }
 
     /// Updates the display until dropped (runs as long as the work does).
-    async fn run(&self, shared: &Shared) -> std::convert::Infallible {
+    async fn run(&self, shared: &Shared) -> Infallible {
         let every = if self.bar.is_some() {
             Duration::from_millis(200)
         } else {
@@ -574,7 +631,7 @@ impl Progress {
                     bar.set_position(counted);
                     bar.set_message(format!("{rate:.0} msg/s, {sent} sent"));
                 }
-                None => crate::connect::note(&format!(
+                None => note(&format!(
                     "stompkit bench: {secs:.0} s: {sent} sent, {} receipted, {received} received",
                     shared.receipted.load(Ordering::Relaxed)
                 )),
@@ -585,6 +642,72 @@ impl Progress {
     fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
+        }
+    }
+}
+
+/// `--stats`: every `secs` seconds one line summing the status of every connection, in
+/// `screen` under the progress bar or else a line of its own on stderr. Never returns.
+async fn report_status(
+    secs: Option<u64>,
+    runs: &[Run],
+    counters: &OnceLock<Arc<Shared>>,
+    deliveries: bool,
+    screen: Option<&indicatif::MultiProgress>,
+) -> Infallible {
+    let Some(secs) = secs else {
+        return std::future::pending().await;
+    };
+    let line = screen.map(|screen| {
+        // Cleared at the end like the bar: the summary follows. Not cut to the terminal's
+        // width (the failure comes last); indicatif redraws wrapped lines whole.
+        let line = screen.add(
+            indicatif::ProgressBar::new_spinner().with_finish(indicatif::ProgressFinish::AndClear),
+        );
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{msg}") {
+            line.set_style(style);
+        }
+        line
+    });
+    let every = Duration::from_secs(secs);
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let started = Instant::now();
+    let mut aggregator = Aggregator::default();
+    let (mut sent_before, mut received_before, mut before) = (0, 0, Instant::now());
+    loop {
+        ticks.tick().await;
+        let statuses = join_all(runs.iter().map(|run| run.client.status())).await;
+        let samples: Vec<Option<Sample>> = statuses
+            .iter()
+            .map(|status| status.as_ref().ok().map(Sample::from))
+            .collect();
+        let connections = aggregator.collect(&samples);
+        let (sent, received) = counters.get().map_or((0, 0), |shared| {
+            (
+                shared.sent.load(Ordering::Relaxed),
+                shared.received.load(Ordering::Relaxed),
+            )
+        });
+        // Measured, not nominal: asking many connections for their status takes a while.
+        let over = before.elapsed();
+        before = Instant::now();
+        let mut flows = vec![Flow {
+            count: sent,
+            what: "sent",
+            per_second: per_second(sent.saturating_sub(sent_before), over),
+        }];
+        if deliveries {
+            flows.push(Flow {
+                count: received,
+                what: "received",
+                per_second: per_second(received.saturating_sub(received_before), over),
+            });
+        }
+        (sent_before, received_before) = (sent, received);
+        let text = status_line("stompkit bench", &connections, started.elapsed(), &flows);
+        match &line {
+            Some(line) => line.set_message(text),
+            None => note(&text),
         }
     }
 }

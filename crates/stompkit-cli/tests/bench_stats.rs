@@ -1,0 +1,191 @@
+//! `stompkit bench --stats`: the status line summing every connection, printed as plain
+//! lines (stderr is not a terminal here), against `stompkit broker` on a free loopback port
+//! and against a port nothing listens on.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_stompkit");
+/// Bound on any one command (a hang fails the test instead of stalling it).
+const BOUND: Duration = Duration::from_secs(60);
+
+/// `stompkit args…` with no stdin, killed if it outlives [`BOUND`].
+fn run(args: &[&str]) -> Output {
+    let child = Command::new(BIN)
+        .args(args)
+        .env_remove("STOMP_PASSCODE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn stompkit");
+    let id = child.id();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(BOUND) {
+        Ok(output) => output.expect("wait for stompkit"),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &id.to_string()])
+                .status();
+            panic!("stompkit {args:?} still running after {BOUND:?}");
+        }
+    }
+}
+
+/// A `stompkit broker` on a free loopback port, killed when dropped.
+struct Broker {
+    child: Child,
+    url: String,
+}
+
+impl Broker {
+    fn start() -> Self {
+        let mut child = Command::new(BIN)
+            .args(["broker", "--listen", "127.0.0.1:0", "--no-ws"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn stompkit broker");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            // Read to the end so that the broker never blocks on a full pipe.
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let mut broker = Self {
+            child,
+            url: String::new(),
+        };
+        while broker.url.is_empty() {
+            match rx.recv_timeout(BOUND) {
+                Ok(line) if line.trim().starts_with("stomp://") => {
+                    line.trim().clone_into(&mut broker.url);
+                }
+                Ok(_) => {}
+                // Dropping `broker` kills it.
+                Err(e) => panic!("stompkit broker printed no URL: {e}"),
+            }
+        }
+        broker
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn text(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).expect("UTF-8 output")
+}
+
+/// The status lines of `stderr`.
+fn status_lines(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|line| line.starts_with("stompkit bench: up "))
+        .collect()
+}
+
+#[test]
+fn bench_stats_prints_a_line_for_all_connections_when_not_on_a_terminal() {
+    let broker = Broker::start();
+    // --duration 2: the run outlasts the first status line (due after 1 s).
+    let out = run(&[
+        "bench",
+        &broker.url,
+        "--producers",
+        "2",
+        "--consumers",
+        "2",
+        "--duration",
+        "2",
+        "--receipts",
+        "--stats",
+        "1",
+        "--json",
+        "--timeout",
+        "50",
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let summary: serde_json::Value =
+        serde_json::from_str(text(&out.stdout).trim()).expect("the JSON summary on stdout");
+    assert!(summary["sent"].as_u64().is_some_and(|n| n > 0), "{summary}");
+    let lines = status_lines(stderr);
+    assert!(!lines.is_empty(), "no status line in: {stderr}");
+    for line in &lines {
+        for field in [
+            "4/4 connected, ",
+            " sent (",
+            " received (",
+            "/s), 0 reconnects, ",
+            " queued, ",
+            " unconfirmed, ",
+            " B buffered",
+        ] {
+            assert!(line.contains(field), "{field:?} missing in {line:?}");
+        }
+        assert!(!line.contains("last-failure"), "{line}");
+    }
+    assert!(
+        !stderr.contains('\r'),
+        "plain lines when stderr is not a terminal"
+    );
+}
+
+#[test]
+fn bench_stats_names_the_newest_failure_and_its_connection() {
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+        // Closed here: connecting to it is refused.
+    };
+    let url = format!("stomp://127.0.0.1:{port}");
+    // Reconnects enough to last until --timeout, which ends the run: the status lines
+    // (every second) come before it.
+    let out = run(&[
+        "bench",
+        &url,
+        "--producers",
+        "1",
+        "--consumers",
+        "1",
+        "--stats",
+        "1",
+        "--timeout",
+        "3",
+        "--max-reconnects",
+        "1000000",
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--timeout 3"), "{stderr}");
+    let lines = status_lines(stderr);
+    assert!(!lines.is_empty(), "no status line in: {stderr}");
+    for line in &lines {
+        assert!(line.contains(", 0/2 connected, "), "{line}");
+        assert!(
+            line.contains(" 0 sent (0.0/s), 0 received (0.0/s)"),
+            "{line}"
+        );
+        assert!(line.contains(" last-failure=Network: "), "{line}");
+        assert!(
+            line.ends_with(" (connection 1)") || line.ends_with(" (connection 2)"),
+            "{line}"
+        );
+    }
+}
