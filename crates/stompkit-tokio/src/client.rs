@@ -7,10 +7,10 @@ use stompkit_session::{
     AbortReason, Attempt, Cause, DropReason, Failure, GiveUpReason, Message, SendId, SessionConfig,
     State, Stats, Subscribe, SubscriptionEnd, SubscriptionId, TransactionId, Version,
 };
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::credentials::{CredentialsProvider, CredentialsSource};
-use crate::driver::{Command, Driver, Shared};
+use crate::driver::{Command, Driver, Handle, Shared};
 use crate::subscription::Subscription;
 use crate::{Endpoint, Error, TransportConfig};
 
@@ -236,11 +236,7 @@ pub enum ClientEvent {
 /// the task disconnects and ends.
 #[derive(Debug, Clone)]
 pub struct Client {
-    pub(crate) commands: mpsc::Sender<Command>,
-    pub(crate) control: mpsc::UnboundedSender<Command>,
-    pub(crate) state: watch::Receiver<State>,
-    pub(crate) events: broadcast::Sender<ClientEvent>,
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) handle: Arc<Handle>,
 }
 
 impl Client {
@@ -285,21 +281,10 @@ impl Client {
         }
         // One WebSocket message carries one frame: the same limit as the decoder's.
         config.transport.ws.max_message_bytes = config.session.limits.max_frame_bytes;
-        let (commands, command_rx) = mpsc::channel(256);
-        let (control, control_rx) = mpsc::unbounded_channel();
         let (events, first_events) = broadcast::channel(config.event_capacity.max(1));
-        let weak = (commands.downgrade(), control.downgrade());
-        let (driver, state) = Driver::new(config, command_rx, control_rx, events.clone(), weak)?;
-        let shared = driver.shared();
+        let (driver, handle) = Driver::new(config, events)?;
         tokio::spawn(driver.run());
-        let client = Self {
-            commands,
-            control,
-            state,
-            events,
-            shared,
-        };
-        Ok((client, first_events))
+        Ok((Self { handle }, first_events))
     }
 
     pub(crate) async fn request<T>(
@@ -307,11 +292,13 @@ impl Client {
         make: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Command,
     ) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(make(tx))
-            .await
-            .map_err(|_| Error::Closed)?;
+        // Runs here, under the core's lock: the reply is there when `run` returns.
+        self.handle.run(make(tx)).await?;
         rx.await.map_err(|_| Error::Closed)?
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.handle.shared
     }
 
     /// Waits until the session is connected.
@@ -319,12 +306,12 @@ impl Client {
     /// # Errors
     /// [`Error::GaveUp`] if the session stops trying first, [`Error::Closed`].
     pub async fn wait_connected(&self) -> Result<(), Error> {
-        let mut state = self.state.clone();
+        let mut state = self.handle.state.clone();
         loop {
             match *state.borrow_and_update() {
                 State::Connected => return Ok(()),
                 State::Closed => {
-                    if let Some(error) = self.shared.gave_up() {
+                    if let Some(error) = self.shared().gave_up() {
                         return Err(error);
                     }
                 }
@@ -341,12 +328,7 @@ impl Client {
     /// # Errors
     /// [`Error::Send`] hands the message back (queue full, too large, ...); [`Error::Closed`].
     pub async fn send(&self, message: Message) -> Result<SendId, Error> {
-        self.request(|reply| Command::Send {
-            message,
-            confirm: None,
-            reply,
-        })
-        .await
+        self.handle.call(|core| core.send(message, None)).await
     }
 
     /// Sends a message with a receipt and resolves with its outcome: `Ok` once the broker
@@ -370,11 +352,8 @@ impl Client {
     pub async fn send_with_receipt(&self, message: Message) -> Result<Confirmation, Error> {
         let (tx, rx) = oneshot::channel();
         let id = self
-            .request(|reply| Command::Send {
-                message: message.receipt(),
-                confirm: Some(tx),
-                reply,
-            })
+            .handle
+            .call(|core| core.send(message.receipt(), Some(tx)))
             .await?;
         Ok(Confirmation { id, outcome: rx })
     }
@@ -416,7 +395,7 @@ impl Client {
     /// Skips the rest of the backoff delay and tries now (the application knows the network
     /// is back); after the session gave up, starts it again.
     pub fn reconnect_now(&self) {
-        let _ = self.control.send(Command::ReconnectNow);
+        let _ = self.handle.run_now(Command::ReconnectNow);
     }
 
     /// Disconnects gracefully (`DISCONNECT` with a receipt, bounded by the session's
@@ -431,12 +410,12 @@ impl Client {
 
     /// The connection state, to watch.
     pub fn state(&self) -> watch::Receiver<State> {
-        self.state.clone()
+        self.handle.state.clone()
     }
 
     /// Lifecycle events from now on.
     pub fn events(&self) -> broadcast::Receiver<ClientEvent> {
-        self.events.subscribe()
+        self.handle.events.subscribe()
     }
 
     /// A snapshot of the session's statistics.
@@ -444,7 +423,7 @@ impl Client {
     /// # Errors
     /// [`Error::Closed`].
     pub async fn stats(&self) -> Result<Stats, Error> {
-        self.request(|reply| Command::Stats { reply }).await
+        self.handle.call_now(|core| Ok(core.stats()))
     }
 
     /// A snapshot for a status line or a health check: the state, the counters, what waits
@@ -453,7 +432,7 @@ impl Client {
     /// # Errors
     /// [`Error::Closed`].
     pub async fn status(&self) -> Result<Status, Error> {
-        self.request(|reply| Command::Status { reply }).await
+        self.handle.call_now(|core| Ok(core.status()))
     }
 }
 

@@ -1,14 +1,26 @@
-//! The background task: one loop around the session that moves bytes, timers and commands.
+//! The client's core and its background task.
 //!
-//! Order of work in every turn: the session's directives, then its transmits (handed to
-//! the writing task), then its events; then wait for input first, then a finished connect,
-//! a writer failure, commands, and only then timers (`select!` is biased in that order), so
-//! that input that was waiting during a stall is read before a heart-beat deadline is
-//! judged. Writes run on their own task, so a slow socket never delays reads or timers.
+//! The session and everything about it (routes to subscriptions, waiters for receipts,
+//! the writing half of the connection) live in a [`Core`] behind a mutex. A handle's
+//! command runs on the caller's task, under the lock: the session takes it and its bytes
+//! go to the writing task at once, with no hand-off to the background task and back. The
+//! background task owns what must be awaited: the reading half, transports being opened,
+//! timers. It is woken by a handle only when a command needs it (an earlier deadline, a
+//! connection to close, the end).
+//!
+//! Order of work in every turn of the task: the session's directives, then its transmits
+//! (handed to the writing task), then its events; then wait for input first, then a
+//! finished connect, a writer failure, commands sent from `Drop`, and only then timers
+//! (`select!` is biased in that order), so that input that was waiting during a stall is
+//! read before a heart-beat deadline is judged. Writes run on their own task, so a slow
+//! socket never delays reads or timers.
+//!
+//! Nothing runs under the lock that could take it again: a `Drop` of a handle or a
+//! subscription (which may happen under it) sends on the control channel instead.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -31,11 +43,6 @@ type Reply<T> = oneshot::Sender<Result<T, Error>>;
 /// What a handle asks of the task.
 #[derive(Debug)]
 pub(crate) enum Command {
-    Send {
-        message: Message,
-        confirm: Option<Reply<()>>,
-        reply: Reply<SendId>,
-    },
     Subscribe {
         request: Subscribe,
         confirm: Option<Reply<()>>,
@@ -63,26 +70,43 @@ pub(crate) enum Command {
     Disconnect {
         reply: Reply<()>,
     },
-    Stats {
-        reply: Reply<Stats>,
-    },
-    Status {
-        reply: Reply<crate::client::Status>,
-    },
+    /// The last [`Handle`] is gone.
+    HandlesDropped,
 }
 
-/// What the task shares with the handles, the subscriptions and the writing tasks.
-#[derive(Debug)]
+impl Command {
+    /// Whether it puts bytes on the wire (and so waits for the writing task to catch up).
+    fn adds_output(&self) -> bool {
+        matches!(
+            self,
+            Self::Subscribe { .. } | Self::Ack { .. } | Self::Begin { .. } | Self::End { .. }
+        )
+    }
+}
+
+/// What the handles, the subscriptions, the writing tasks and the task share, outside the
+/// core's lock.
 pub(crate) struct Shared {
     /// Bytes of deliveries waiting in subscriptions.
     pub(crate) buffered: AtomicUsize,
     pub(crate) max_buffered: usize,
     /// Woken when the application took enough out of its subscriptions.
     pub(crate) resume: Notify,
-    /// Woken when a writing task wrote something.
+    /// Woken (every waiter) when a writing task wrote something.
     written: Notify,
+    /// Woken when a handle's command needs the task.
+    wake: Notify,
     /// Why the session gave up, for [`Client::wait_connected`].
     gave_up: Mutex<Option<Error>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("buffered", &self.buffered)
+            .field("max_buffered", &self.max_buffered)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Shared {
@@ -91,19 +115,130 @@ impl Shared {
     }
 }
 
+/// What every clone of a [`Client`] points to; dropped with the last of them.
+pub(crate) struct Handle {
+    pub(crate) shared: Arc<Shared>,
+    core: Arc<Mutex<Core>>,
+    /// For what is sent where the lock may be held already (a `Drop`).
+    pub(crate) control: mpsc::UnboundedSender<Command>,
+    pub(crate) state: watch::Receiver<State>,
+    pub(crate) events: broadcast::Sender<ClientEvent>,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("state", &*self.state.borrow())
+            .field("shared", &self.shared)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // May run under the core's lock (a delivery dropped there): no locking here.
+        let _ = self.control.send(Command::HandlesDropped);
+    }
+}
+
+impl Handle {
+    /// Runs a command on the caller's task. Commands that add bytes to write wait first
+    /// while the writing task is behind by more than `max_unwritten_bytes`.
+    pub(crate) async fn run(&self, command: Command) -> Result<(), Error> {
+        if command.adds_output() {
+            self.call(|core| {
+                core.on_command(command);
+                Ok(())
+            })
+            .await
+        } else {
+            self.run_now(command)
+        }
+    }
+
+    /// Runs a command at once, without waiting for room.
+    pub(crate) fn run_now(&self, command: Command) -> Result<(), Error> {
+        self.call_now(|core| {
+            core.on_command(command);
+            Ok(())
+        })
+    }
+
+    /// Runs `f` on the core once the writing task has room, then hands the session's
+    /// output on: for what puts bytes on the wire.
+    pub(crate) async fn call<T>(
+        &self,
+        f: impl FnOnce(&mut Core) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        self.wait_writable().await?;
+        // A producer whose sends never wait must still let other tasks run.
+        tokio::task::coop::consume_budget().await;
+        self.call_now(f)
+    }
+
+    /// Runs `f` on the core at once, then hands the session's output on.
+    pub(crate) fn call_now<T>(
+        &self,
+        f: impl FnOnce(&mut Core) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut core = lock(&self.core);
+        if core.ended {
+            return Err(Error::Closed);
+        }
+        let result = f(&mut core);
+        core.drain();
+        let wake = core.task_needed();
+        drop(core);
+        if wake {
+            self.shared.wake.notify_one();
+        }
+        result
+    }
+
+    async fn wait_writable(&self) -> Result<(), Error> {
+        loop {
+            let written = self.shared.written.notified();
+            tokio::pin!(written);
+            // Registered before looking, so that a write in between is not missed.
+            written.as_mut().enable();
+            {
+                let core = lock(&self.core);
+                if core.ended {
+                    return Err(Error::Closed);
+                }
+                if core.writable() {
+                    return Ok(());
+                }
+            }
+            written.await;
+        }
+    }
+}
+
+fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
+    // A panic under the lock leaves the core as it was between two commands.
+    core.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 enum WriterMessage {
     Data(Transmit),
     Close,
 }
 
+/// The writing half of the current connection.
 struct Connection {
     attempt: Attempt,
     endpoint: usize,
-    reader: TransportReader,
-    input: BytesMut,
     writer: mpsc::UnboundedSender<WriterMessage>,
     /// Bytes handed to this connection's writing task and not written yet.
     unwritten: Arc<AtomicUsize>,
+}
+
+/// The reading half of the current connection, owned by the task.
+struct Reader {
+    attempt: Attempt,
+    reader: TransportReader,
+    input: BytesMut,
 }
 
 struct Opened {
@@ -117,29 +252,23 @@ struct Route {
     state: Arc<SubscriptionState>,
 }
 
-pub(crate) struct Driver {
+/// The session and what goes with it; behind the mutex every handle and the task share.
+pub(crate) struct Core {
     session: Session,
     endpoints: Arc<Vec<Endpoint>>,
     transport: Arc<TransportConfig>,
     credentials: CredentialsSource,
     max_unwritten: usize,
-    commands: mpsc::Receiver<Command>,
-    control: mpsc::UnboundedReceiver<Command>,
-    commands_open: bool,
-    /// Weak, so that the task ends when the last handle is dropped.
-    weak_commands: mpsc::WeakSender<Command>,
-    weak_control: mpsc::WeakUnboundedSender<Command>,
+    /// For the handles given out with deliveries and subscriptions.
+    handle: Weak<Handle>,
     state: watch::Sender<State>,
-    state_rx: watch::Receiver<State>,
     events: broadcast::Sender<ClientEvent>,
     shared: Arc<Shared>,
     connection: Option<Connection>,
     /// The attempt whose transport is being opened.
     opening: Option<Attempt>,
     opened_tx: mpsc::UnboundedSender<Opened>,
-    opened_rx: mpsc::UnboundedReceiver<Opened>,
     write_failed_tx: mpsc::UnboundedSender<(Attempt, Error)>,
-    write_failed_rx: mpsc::UnboundedReceiver<(Attempt, Error)>,
     routes: HashMap<SubscriptionId, Route>,
     /// `send_confirmed` waiters, with when the message was sent.
     confirmations: HashMap<SendId, (Reply<()>, Instant)>,
@@ -151,6 +280,22 @@ pub(crate) struct Driver {
     last_transport_error: Option<Error>,
     /// Set once the task should end when the session is closed.
     ending: bool,
+    /// Set when the task ended: commands fail with [`Error::Closed`].
+    ended: bool,
+    /// The deadline the task sleeps until.
+    armed: Option<Instant>,
+    /// Set when something happened that the task must look at.
+    needs_task: bool,
+}
+
+/// The background task: what is awaited.
+pub(crate) struct Driver {
+    core: Arc<Mutex<Core>>,
+    shared: Arc<Shared>,
+    reader: Option<Reader>,
+    control: mpsc::UnboundedReceiver<Command>,
+    opened_rx: mpsc::UnboundedReceiver<Opened>,
+    write_failed_rx: mpsc::UnboundedReceiver<(Attempt, Error)>,
 }
 
 fn now() -> Instant {
@@ -158,48 +303,38 @@ fn now() -> Instant {
 }
 
 impl Driver {
+    /// The task and the handle the first [`Client`] wraps.
     pub(crate) fn new(
         config: ClientConfig,
-        commands: mpsc::Receiver<Command>,
-        control: mpsc::UnboundedReceiver<Command>,
         events: broadcast::Sender<ClientEvent>,
-        weak: (
-            mpsc::WeakSender<Command>,
-            mpsc::WeakUnboundedSender<Command>,
-        ),
-    ) -> Result<(Self, watch::Receiver<State>), Error> {
+    ) -> Result<(Self, Arc<Handle>), Error> {
         let session = Session::new(config.session, now()).map_err(Error::Session)?;
         let (state, state_rx) = watch::channel(session.state());
         let (opened_tx, opened_rx) = mpsc::unbounded_channel();
         let (write_failed_tx, write_failed_rx) = mpsc::unbounded_channel();
+        let (control_tx, control) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             buffered: AtomicUsize::new(0),
             max_buffered: config.max_buffered_bytes,
             resume: Notify::new(),
             written: Notify::new(),
+            wake: Notify::new(),
             gave_up: Mutex::new(None),
         });
-        let driver = Self {
+        let core = Arc::new(Mutex::new(Core {
             session,
             endpoints: Arc::new(config.endpoints),
             transport: Arc::new(config.transport),
             credentials: config.credentials,
             max_unwritten: config.max_unwritten_bytes,
-            commands,
-            control,
-            commands_open: true,
-            weak_commands: weak.0,
-            weak_control: weak.1,
+            handle: Weak::new(),
             state,
-            state_rx: state_rx.clone(),
-            events,
-            shared,
+            events: events.clone(),
+            shared: Arc::clone(&shared),
             connection: None,
             opening: None,
             opened_tx,
-            opened_rx,
             write_failed_tx,
-            write_failed_rx,
             routes: HashMap::new(),
             confirmations: HashMap::new(),
             metrics: Metrics::new(&config.name),
@@ -208,57 +343,219 @@ impl Driver {
             last_failure: None,
             last_transport_error: None,
             ending: false,
+            ended: false,
+            armed: None,
+            needs_task: false,
+        }));
+        let handle = Arc::new(Handle {
+            shared: Arc::clone(&shared),
+            core: Arc::clone(&core),
+            control: control_tx,
+            state: state_rx,
+            events,
+        });
+        lock(&core).handle = Arc::downgrade(&handle);
+        let driver = Self {
+            core,
+            shared,
+            reader: None,
+            control,
+            opened_rx,
+            write_failed_rx,
         };
-        Ok((driver, state_rx))
-    }
-
-    pub(crate) fn shared(&self) -> Arc<Shared> {
-        Arc::clone(&self.shared)
+        Ok((driver, handle))
     }
 
     pub(crate) async fn run(mut self) {
-        self.session.connect(now());
+        lock(&self.core).session.connect(now());
         loop {
-            self.drain();
-            if self.ending && self.session.state() == State::Closed {
-                break;
-            }
-            let deadline = self
-                .session
-                .poll_timeout()
-                .map(tokio::time::Instant::from_std);
-            let reading = self.connection.is_some()
-                && self.shared.buffered.load(Ordering::Acquire) <= self.shared.max_buffered;
-            let writable = self
-                .connection
-                .as_ref()
-                .is_none_or(|c| c.unwritten.load(Ordering::Acquire) <= self.max_unwritten);
-            let accepting = self.commands_open && writable;
+            let (deadline, reading) = {
+                let mut core = lock(&self.core);
+                core.drain();
+                if core.ending && core.session.state() == State::Closed {
+                    break;
+                }
+                let current = core.connection.as_ref().map(|c| c.attempt);
+                if self
+                    .reader
+                    .as_ref()
+                    .is_some_and(|r| Some(r.attempt) != current)
+                {
+                    // The session closed that connection.
+                    self.reader = None;
+                }
+                let deadline = core.session.poll_timeout();
+                core.armed = deadline;
+                core.needs_task = false;
+                let reading = self.reader.is_some()
+                    && self.shared.buffered.load(Ordering::Acquire) <= self.shared.max_buffered;
+                (deadline.map(tokio::time::Instant::from_std), reading)
+            };
             tokio::select! {
                 biased;
-                input = read(&mut self.connection), if reading => self.on_input(input),
+                input = read(&mut self.reader), if reading => self.on_input(input),
                 Some(opened) = self.opened_rx.recv() => self.on_opened(opened),
-                Some((attempt, error)) = self.write_failed_rx.recv() => self.on_write_failed(attempt, error),
-                Some(command) = self.control.recv() => self.on_command(command),
-                command = self.commands.recv(), if accepting => match command {
-                    Some(command) => self.on_command(command),
-                    None => self.every_handle_dropped(),
-                },
-                () = sleep_until(deadline), if deadline.is_some() => self.session.handle_timeout(now()),
-                () = self.shared.resume.notified(), if self.connection.is_some() && !reading => {}
-                () = self.shared.written.notified(), if self.commands_open && !writable => {}
+                Some((attempt, error)) = self.write_failed_rx.recv() => lock(&self.core).on_write_failed(attempt, error),
+                Some(command) = self.control.recv() => lock(&self.core).on_command(command),
+                () = sleep_until(deadline), if deadline.is_some() => lock(&self.core).session.handle_timeout(now()),
+                () = self.shared.wake.notified() => {}
+                () = self.shared.resume.notified(), if self.reader.is_some() && !reading => {}
             }
         }
-        for reply in self.disconnecting.drain(..) {
+        self.reader = None;
+        let (disconnecting, leftovers) = lock(&self.core).end();
+        // Outside the lock: what is dropped here may hold handles.
+        drop(leftovers);
+        for reply in disconnecting {
             let _ = reply.send(Ok(()));
         }
         tracing::debug!("client task ended");
     }
 
+    fn on_opened(&mut self, opened: Opened) {
+        let mut core = lock(&self.core);
+        if core.opening != Some(opened.attempt) {
+            // An abandoned attempt's transport: close it unused.
+            if let Ok((_, mut writer, _)) = opened.result {
+                tokio::spawn(async move {
+                    let _ = writer.close().await;
+                });
+            }
+            return;
+        }
+        core.opening = None;
+        match opened.result {
+            Ok((reader, writer, credentials)) => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                let unwritten = Arc::new(AtomicUsize::new(0));
+                tokio::spawn(write_loop(
+                    writer,
+                    rx,
+                    opened.attempt,
+                    Arc::clone(&unwritten),
+                    Arc::clone(&self.shared),
+                    core.write_failed_tx.clone(),
+                ));
+                core.connection = Some(Connection {
+                    attempt: opened.attempt,
+                    endpoint: opened.endpoint,
+                    writer: tx,
+                    unwritten,
+                });
+                self.reader = Some(Reader {
+                    attempt: opened.attempt,
+                    reader,
+                    input: BytesMut::new(),
+                });
+                core.session
+                    .transport_connected(now(), opened.attempt, credentials);
+            }
+            Err(error) => {
+                tracing::debug!(%error, "transport failed to open");
+                // Retrying cannot fix a certificate or a TLS set-up: say so to the session.
+                let reason = if error.is_fatal() {
+                    CloseReason::Fatal(error.to_string())
+                } else {
+                    CloseReason::Error(error.to_string())
+                };
+                core.last_transport_error = Some(error);
+                core.session.transport_closed(now(), opened.attempt, reason);
+            }
+        }
+    }
+
+    fn on_input(&mut self, input: (Attempt, Result<usize, Error>)) {
+        let (attempt, result) = input;
+        let mut core = lock(&self.core);
+        match result {
+            Ok(0) => {
+                self.reader = None;
+                core.connection_ended(attempt);
+                core.session
+                    .transport_closed(now(), attempt, CloseReason::PeerClosed);
+            }
+            Ok(_) => {
+                let now = now();
+                if let Some(r) = &mut self.reader {
+                    core.session.handle_input(now, attempt, &r.input);
+                    r.input.clear();
+                }
+                // Input comes first, but a broker that never pauses must not starve the
+                // timers (our heart-beats): run what is due once this input is in.
+                if core.session.poll_timeout().is_some_and(|t| t <= now) {
+                    core.session.handle_timeout(now);
+                }
+            }
+            Err(error) => {
+                self.reader = None;
+                core.connection_ended(attempt);
+                core.session.transport_closed(
+                    now(),
+                    attempt,
+                    CloseReason::Error(error.to_string()),
+                );
+            }
+        }
+    }
+}
+
+/// What [`Core::end`] hands back to be dropped outside the lock.
+type Leftovers = (
+    HashMap<SubscriptionId, Route>,
+    HashMap<SendId, (Reply<()>, Instant)>,
+    HashMap<ReceiptId, Reply<()>>,
+    Option<Connection>,
+);
+
+impl Core {
+    /// The task is ending: nothing will answer the waiters any more.
+    fn end(&mut self) -> (Vec<Reply<()>>, Leftovers) {
+        self.ended = true;
+        // Watchers of the state see the end (the handles outlive the task).
+        self.state = watch::channel(State::Closed).0;
+        let leftovers = (
+            std::mem::take(&mut self.routes),
+            std::mem::take(&mut self.confirmations),
+            std::mem::take(&mut self.receipts),
+            self.connection.take(),
+        );
+        (std::mem::take(&mut self.disconnecting), leftovers)
+    }
+
+    /// Whether the task must be woken after a handle's command.
+    fn task_needed(&mut self) -> bool {
+        let earlier = match (self.session.poll_timeout(), self.armed) {
+            (Some(next), Some(armed)) => next < armed,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        let needed = self.needs_task || earlier;
+        self.needs_task = false;
+        needed
+    }
+
+    /// Whether the writing task is within `max_unwritten_bytes`.
+    fn writable(&self) -> bool {
+        self.connection
+            .as_ref()
+            .is_none_or(|c| c.unwritten.load(Ordering::Acquire) <= self.max_unwritten)
+    }
+
+    /// The reading half saw that connection end: its writing half goes too.
+    fn connection_ended(&mut self, attempt: Attempt) {
+        if self
+            .connection
+            .as_ref()
+            .is_some_and(|c| c.attempt == attempt)
+        {
+            self.connection = None;
+        }
+    }
+
     fn every_handle_dropped(&mut self) {
-        self.commands_open = false;
         if !self.ending {
             tracing::debug!("every client handle dropped: disconnecting");
+            self.needs_task = true;
             self.ending = true;
             self.session.disconnect(now());
         }
@@ -299,6 +596,8 @@ impl Driver {
     }
 
     fn on_directive(&mut self, directive: Directive) {
+        // The task owns the reading half and the transport being opened.
+        self.needs_task = true;
         match directive {
             Directive::Open(attempt) => {
                 let index = (attempt.number().saturating_sub(1) as usize) % self.endpoints.len();
@@ -343,96 +642,12 @@ impl Driver {
         }
     }
 
-    fn on_opened(&mut self, opened: Opened) {
-        if self.opening != Some(opened.attempt) {
-            // An abandoned attempt's transport: close it unused.
-            if let Ok((_, mut writer, _)) = opened.result {
-                tokio::spawn(async move {
-                    let _ = writer.close().await;
-                });
-            }
-            return;
-        }
-        self.opening = None;
-        match opened.result {
-            Ok((reader, writer, credentials)) => {
-                let (tx, rx) = mpsc::unbounded_channel();
-                let unwritten = Arc::new(AtomicUsize::new(0));
-                tokio::spawn(write_loop(
-                    writer,
-                    rx,
-                    opened.attempt,
-                    Arc::clone(&unwritten),
-                    Arc::clone(&self.shared),
-                    self.write_failed_tx.clone(),
-                ));
-                self.connection = Some(Connection {
-                    attempt: opened.attempt,
-                    endpoint: opened.endpoint,
-                    reader,
-                    input: BytesMut::new(),
-                    writer: tx,
-                    unwritten,
-                });
-                self.session
-                    .transport_connected(now(), opened.attempt, credentials);
-            }
-            Err(error) => {
-                tracing::debug!(%error, "transport failed to open");
-                // Retrying cannot fix a certificate or a TLS set-up: say so to the session.
-                let reason = if error.is_fatal() {
-                    CloseReason::Fatal(error.to_string())
-                } else {
-                    CloseReason::Error(error.to_string())
-                };
-                self.last_transport_error = Some(error);
-                self.session.transport_closed(now(), opened.attempt, reason);
-            }
-        }
-    }
-
-    /// A writing task failed: that connection is over (its reader too).
+    /// A writing task failed: that connection is over (its reader too, which the task
+    /// drops on its next turn).
     fn on_write_failed(&mut self, attempt: Attempt, error: Error) {
-        if self
-            .connection
-            .as_ref()
-            .is_some_and(|c| c.attempt == attempt)
-        {
-            self.connection = None;
-        }
+        self.connection_ended(attempt);
         self.session
             .transport_closed(now(), attempt, CloseReason::Error(error.to_string()));
-    }
-
-    fn on_input(&mut self, input: (Attempt, Result<usize, Error>)) {
-        let (attempt, result) = input;
-        match result {
-            Ok(0) => {
-                self.connection = None;
-                self.session
-                    .transport_closed(now(), attempt, CloseReason::PeerClosed);
-            }
-            Ok(_) => {
-                let now = now();
-                if let Some(c) = &mut self.connection {
-                    self.session.handle_input(now, attempt, &c.input);
-                    c.input.clear();
-                }
-                // Input comes first, but a broker that never pauses must not starve the
-                // timers (our heart-beats): run what is due once this input is in.
-                if self.session.poll_timeout().is_some_and(|t| t <= now) {
-                    self.session.handle_timeout(now);
-                }
-            }
-            Err(error) => {
-                self.connection = None;
-                self.session.transport_closed(
-                    now(),
-                    attempt,
-                    CloseReason::Error(error.to_string()),
-                );
-            }
-        }
     }
 
     fn endpoint_name(&self) -> String {
@@ -451,6 +666,7 @@ impl Driver {
     fn on_event(&mut self, event: Event) {
         match event {
             Event::StateChanged { from, to, cause } => {
+                self.needs_task = true;
                 self.state.send_replace(to);
                 if (from == State::Connected) != (to == State::Connected) {
                     self.metrics.connected(to == State::Connected);
@@ -573,11 +789,7 @@ impl Driver {
 
     fn client(&self) -> Option<Client> {
         Some(Client {
-            commands: self.weak_commands.upgrade()?,
-            control: self.weak_control.upgrade()?,
-            state: self.state_rx.clone(),
-            events: self.events.clone(),
-            shared: Arc::clone(&self.shared),
+            handle: self.handle.upgrade()?,
         })
     }
 
@@ -613,25 +825,61 @@ impl Driver {
 
     // ------------------------------------------------------------ commands
 
+    /// Hands a message to the session; `confirm` is told its receipt's outcome.
+    pub(crate) fn send(
+        &mut self,
+        message: Message,
+        confirm: Option<Reply<()>>,
+    ) -> Result<SendId, Error> {
+        match self.session.send(now(), message) {
+            Ok(id) => {
+                self.metrics.sent();
+                if let Some(confirm) = confirm {
+                    self.confirmations.insert(id, (confirm, Instant::now()));
+                }
+                Ok(id)
+            }
+            Err(error) => Err(Error::Send(Box::new(error))),
+        }
+    }
+
+    /// Acknowledges (or refuses) a delivery without a receipt.
+    pub(crate) fn ack(
+        &mut self,
+        handle: &MessageHandle,
+        nack: bool,
+        transaction: Option<TransactionId>,
+    ) -> Result<(), Error> {
+        let options = AckOptions {
+            transaction,
+            receipt: false,
+        };
+        let result = if nack {
+            self.session.nack_with(now(), handle, options)
+        } else {
+            self.session.ack_with(now(), handle, options)
+        };
+        result.map_err(Error::Session)
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        self.session.stats().clone()
+    }
+
+    pub(crate) fn status(&self) -> crate::client::Status {
+        crate::client::Status {
+            state: self.session.state(),
+            stats: self.session.stats().clone(),
+            queued: self.session.queued(),
+            unconfirmed: self.session.unconfirmed(),
+            buffered_bytes: self.shared.buffered.load(Ordering::Relaxed),
+            last_failure: self.last_failure.clone(),
+        }
+    }
+
     fn on_command(&mut self, command: Command) {
         let now = now();
         match command {
-            Command::Send {
-                message,
-                confirm,
-                reply,
-            } => match self.session.send(now, message) {
-                Ok(id) => {
-                    self.metrics.sent();
-                    if let Some(confirm) = confirm {
-                        self.confirmations.insert(id, (confirm, Instant::now()));
-                    }
-                    let _ = reply.send(Ok(id));
-                }
-                Err(error) => {
-                    let _ = reply.send(Err(Error::Send(Box::new(error))));
-                }
-            },
             Command::Subscribe {
                 request,
                 confirm,
@@ -714,7 +962,9 @@ impl Driver {
                     }
                 }
             }
+            Command::HandlesDropped => self.every_handle_dropped(),
             Command::ReconnectNow => {
+                self.needs_task = true;
                 if self.session.state() == State::Closed && !self.ending {
                     self.session.connect(now);
                 } else {
@@ -722,31 +972,19 @@ impl Driver {
                 }
             }
             Command::Disconnect { reply } => {
+                self.needs_task = true;
                 self.ending = true;
                 self.disconnecting.push(reply);
                 self.session.disconnect(now);
-            }
-            Command::Stats { reply } => {
-                let _ = reply.send(Ok(self.session.stats().clone()));
-            }
-            Command::Status { reply } => {
-                let _ = reply.send(Ok(crate::client::Status {
-                    state: self.session.state(),
-                    stats: self.session.stats().clone(),
-                    queued: self.session.queued(),
-                    unconfirmed: self.session.unconfirmed(),
-                    buffered_bytes: self.shared.buffered.load(Ordering::Relaxed),
-                    last_failure: self.last_failure.clone(),
-                }));
             }
         }
     }
 }
 
 /// Reads the current connection; pending forever without one (the branch is off then).
-async fn read(connection: &mut Option<Connection>) -> (Attempt, Result<usize, Error>) {
-    match connection {
-        Some(c) => (c.attempt, c.reader.read(&mut c.input).await),
+async fn read(reader: &mut Option<Reader>) -> (Attempt, Result<usize, Error>) {
+    match reader {
+        Some(r) => (r.attempt, r.reader.read(&mut r.input).await),
         None => std::future::pending().await,
     }
 }
@@ -802,7 +1040,7 @@ async fn write_loop(
         };
         let result = writer.send(data, &ends).await;
         unwritten.fetch_sub(len, Ordering::AcqRel);
-        shared.written.notify_one();
+        shared.written.notify_waiters();
         if let Err(error) = result {
             let _ = failed.send((attempt, error));
             return;

@@ -62,7 +62,7 @@ impl Stream for Subscription {
         let this = self.get_mut();
         let polled = this.deliveries.poll_recv(cx);
         if let Poll::Ready(Some(delivery)) = &polled {
-            this.client.shared.delivered(delivery.size());
+            this.client.shared().delivered(delivery.size());
         }
         polled
     }
@@ -72,10 +72,12 @@ impl Drop for Subscription {
     fn drop(&mut self) {
         // Whatever is still buffered will not be read: give its room back.
         while let Ok(delivery) = self.deliveries.try_recv() {
-            self.client.shared.delivered(delivery.size());
+            self.client.shared().delivered(delivery.size());
         }
+        // May run under the core's lock (a reply dropped there): through the task.
         let _ = self
             .client
+            .handle
             .control
             .send(Command::Unsubscribe { id: self.id });
     }
@@ -146,12 +148,22 @@ impl Delivery {
         transaction: Option<&Transaction>,
         receipt: bool,
     ) -> Result<(), Error> {
+        let transaction = transaction.map(Transaction::id);
+        if !receipt {
+            // Nothing to wait for: done on this task, under the client's lock.
+            let handle = &self.handle;
+            return self
+                .client
+                .handle
+                .call(|core| core.ack(handle, nack, transaction))
+                .await;
+        }
         let handle = self.handle.clone();
         self.client
             .request(|reply| Command::Ack {
                 handle,
                 nack,
-                transaction: transaction.map(Transaction::id),
+                transaction,
                 receipt,
                 reply,
             })
