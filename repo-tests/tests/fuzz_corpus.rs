@@ -1,12 +1,17 @@
 //! Replays the committed fuzz corpus (`fuzz/corpus/`) on stable, through the same checks the
-//! cargo-fuzz targets run (`stompkit_codec::fuzzing`, `stompkit_session::fuzzing`), so every
-//! input the fuzzer kept stays a regression test without nightly. See `docs/fuzzing.md`.
+//! cargo-fuzz targets run (`stompkit_codec::fuzzing`, `stompkit_session::fuzzing`, and
+//! `fuzz/drive/client_input.rs`, included below), so every input the fuzzer kept stays a
+//! regression test without nightly. See `docs/fuzzing.md`.
 
 use std::fs;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use stompkit_codec::{Version, fuzzing};
+
+/// The `client_input` target's body, the very file the fuzz target includes.
+#[path = "../../fuzz/drive/client_input.rs"]
+mod client_input;
 
 fn corpus_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus")
@@ -116,6 +121,12 @@ fn session_corpus_drives_the_session_without_breaking_its_invariants() {
     replay("session", stompkit_session::fuzzing::drive);
 }
 
+/// The real tokio client against a scripted broker on loopback, one run per file.
+#[test]
+fn client_input_corpus_keeps_the_client_within_its_invariants() {
+    replay("client_input", client_input::drive);
+}
+
 /// Every fuzz target has a corpus directory here, and no other directory hides in
 /// `fuzz/corpus/` unreplayed.
 #[test]
@@ -129,5 +140,14 @@ fn every_corpus_is_replayed() {
         })
         .collect();
     names.sort();
-    assert_eq!(names, ["decode", "decode_split", "round_trip", "session"]);
+    assert_eq!(
+        names,
+        [
+            "client_input",
+            "decode",
+            "decode_split",
+            "round_trip",
+            "session"
+        ]
+    );
 }

@@ -34,7 +34,13 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 /// The fuzz targets, in the order `fuzz` runs them.
-const FUZZ_TARGETS: [&str; 4] = ["decode", "decode_split", "round_trip", "session"];
+const FUZZ_TARGETS: [&str; 5] = [
+    "decode",
+    "decode_split",
+    "round_trip",
+    "session",
+    "client_input",
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
