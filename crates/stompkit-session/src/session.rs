@@ -205,7 +205,7 @@ impl Session {
             retry: Retry::new(config.backoff.clone(), config.breaker.clone(), config.seed)?,
             message_id_prefix,
             decoder: Decoder::with_limits(top, config.limits),
-            encoder: Encoder::new(top),
+            encoder: Encoder::new(top).with_content_length(config.content_length),
             duplicates: DuplicateFilter::new(config.duplicate_filter),
             history: VecDeque::with_capacity(config.history.min(64)),
             stats,
@@ -435,7 +435,7 @@ impl Session {
         self.phase = Phase::Handshaking;
         let top = self.top_version();
         self.decoder = Decoder::with_limits(top, self.config.limits);
-        self.encoder = Encoder::new(top);
+        self.encoder = Encoder::new(top).with_content_length(self.config.content_length);
         self.inbuf.clear();
         self.out.clear();
         self.out_ends.clear();
@@ -1617,7 +1617,8 @@ impl Session {
         let mut scratch = BytesMut::new();
         for version in &self.config.accept_versions {
             let receipt = message.receipt.then_some(u64::MAX);
-            self.encode_send(&Encoder::new(*version), id, message, receipt, &mut scratch)?;
+            let encoder = Encoder::new(*version).with_content_length(self.config.content_length);
+            self.encode_send(&encoder, id, message, receipt, &mut scratch)?;
             scratch.clear();
         }
         Ok(())

@@ -247,3 +247,27 @@ fn a_message_unwritable_in_an_offered_version_is_refused_up_front() {
         .unwrap_err();
     assert_eq!(err.error(), &Error::ReservedHeader("receipt"));
 }
+
+#[test]
+fn every_send_with_a_body_carries_its_content_length_unless_turned_off() {
+    let mut sim = Sim::connected(Sim::config(), BrokerConfig::default());
+    sim.session
+        .send(sim.now, Message::new("/queue/a", "hello"))
+        .expect("taken");
+    sim.pump();
+    let sends = sim.frames(Command::Send);
+    assert_eq!(sends.len(), 1);
+    assert_eq!(sends[0].header_str("content-length"), Some("5"));
+
+    let mut sim = Sim::connected(
+        Sim::config().with_content_length(false),
+        BrokerConfig::default(),
+    );
+    sim.session
+        .send(sim.now, Message::new("/queue/a", "hello"))
+        .expect("taken");
+    sim.pump();
+    let sends = sim.frames(Command::Send);
+    assert_eq!(sends.len(), 1);
+    assert_eq!(sends[0].header_str("content-length"), None);
+}
