@@ -1382,6 +1382,13 @@ impl Session {
     /// The attempt or the connection failed: tear down, then retry, wait or give up.
     fn connection_failed(&mut self, now: Instant, failure: Failure, close_transport: bool) {
         let kind = failure.kind;
+        if self.state == State::Disconnecting {
+            // The caller asked to end: a failure now (garbage instead of the RECEIPT) ends
+            // the session as a close would, rather than starting a reconnect.
+            tracing::debug!(?kind, detail = %failure.detail, "connection failed while disconnecting");
+            self.finish_disconnect(now, Cause::Failure(kind), close_transport);
+            return;
+        }
         tracing::debug!(attempt = self.attempt, ?kind, detail = %failure.detail, "connection failed");
         self.stats.failures += 1;
         self.end_record(now, &failure);

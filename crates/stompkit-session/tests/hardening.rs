@@ -708,3 +708,19 @@ fn directives_are_not_events() {
     assert_eq!(sim.directives.len(), 1);
     assert!(matches!(sim.directives[0], Directive::Open(a) if a.number() == 1));
 }
+
+#[test]
+fn garbage_instead_of_the_disconnect_receipt_closes_the_session_without_reconnecting() {
+    // Found by the client_input fuzz target: the decode error used to start a reconnect,
+    // and a driver waiting for Closed waited forever.
+    let mut sim = Sim::connected(Sim::config(), BrokerConfig::default());
+    let connections = sim.connections();
+    // The DISCONNECT is not delivered yet: the answer below comes first.
+    sim.session.disconnect(sim.now);
+    assert_eq!(sim.session.state(), State::Disconnecting);
+    sim.broker_says(b"MESSAGE\nno colon here\n\n\0");
+    assert_eq!(sim.session.state(), State::Closed);
+    sim.advance(secs(60));
+    assert_eq!(sim.connections(), connections, "no new connection");
+    assert_eq!(sim.session.state(), State::Closed);
+}
