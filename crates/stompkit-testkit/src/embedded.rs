@@ -34,9 +34,9 @@ const CORE_QUEUE: usize = 1024;
 const READ_CHUNK: usize = 16 * 1024;
 /// The WebSocket subprotocols, preferred first.
 const SUBPROTOCOLS: [&str; 3] = ["v12.stomp", "v11.stomp", "v10.stomp"];
-/// How long a TLS client may take over its handshake by default (as long as for `CONNECT`).
-#[cfg(feature = "tls")]
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take over its TLS handshake or WebSocket upgrade by default (as
+/// long as for `CONNECT`).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How to start an [`EmbeddedBroker`].
 #[derive(Debug, Clone)]
@@ -48,8 +48,7 @@ pub struct EmbeddedBrokerBuilder {
     tls: Option<SocketAddr>,
     #[cfg(feature = "tls")]
     wss: Option<SocketAddr>,
-    #[cfg(feature = "tls")]
-    tls_handshake_timeout: Duration,
+    handshake_timeout: Duration,
 }
 
 impl EmbeddedBrokerBuilder {
@@ -100,12 +99,11 @@ impl EmbeddedBrokerBuilder {
         self
     }
 
-    /// How long a TLS client may take to complete its handshake (on `wss://`, the TLS and
-    /// the WebSocket handshakes together) before the connection is dropped (default 10 s,
-    /// as for `CONNECT`).
-    #[cfg(feature = "tls")]
-    pub fn tls_handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.tls_handshake_timeout = timeout;
+    /// How long a client may take to complete its handshake before the connection is
+    /// dropped: the WebSocket upgrade on `ws://`, the TLS handshake on `stomp+ssl://`, both
+    /// together on `wss://` (default 10 s, as for `CONNECT`).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
         self
     }
 
@@ -172,7 +170,7 @@ impl EmbeddedBrokerBuilder {
         #[cfg(feature = "tls")]
         let (tls_addr, wss_addr, ca_pem) = match secure {
             Some((generated, tls, wss)) => {
-                let within = self.tls_handshake_timeout;
+                let within = self.handshake_timeout;
                 let mut addrs = (None, None);
                 if let Some((listener, addr)) = tls {
                     let transport = Transport::Tls(generated.acceptor.clone(), within);
@@ -201,7 +199,7 @@ impl EmbeddedBrokerBuilder {
         if let Some(ws) = ws {
             tasks.push(tokio::spawn(accept_loop(
                 ws,
-                Transport::Ws(ws_config),
+                Transport::Ws(ws_config, self.handshake_timeout),
                 core_tx.clone(),
                 refuse_rx,
             )));
@@ -278,8 +276,7 @@ impl EmbeddedBroker {
             tls: None,
             #[cfg(feature = "tls")]
             wss: None,
-            #[cfg(feature = "tls")]
-            tls_handshake_timeout: TLS_HANDSHAKE_TIMEOUT,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
         }
     }
 
@@ -706,7 +703,8 @@ async fn sleep_until(deadline: Option<Instant>) {
 #[derive(Clone)]
 enum Transport {
     Tcp,
-    Ws(WebSocketConfig),
+    /// WebSocket, with the time the upgrade may take.
+    Ws(WebSocketConfig, Duration),
     /// TLS, with the time a handshake may take.
     #[cfg(feature = "tls")]
     Tls(tokio_rustls::TlsAcceptor, Duration),
@@ -763,16 +761,18 @@ async fn accept_loop(
                     let (read, write) = stream.into_split();
                     serve_stream(read, write, peer, core).await;
                 }
-                Transport::Ws(config) => {
-                    match tokio_tungstenite::accept_hdr_async_with_config(
+                Transport::Ws(config, within) => {
+                    let upgrade = tokio_tungstenite::accept_hdr_async_with_config(
                         stream,
                         handshake,
                         Some(config),
-                    )
-                    .await
-                    {
-                        Ok(ws) => serve_ws(ws, peer, core).await,
-                        Err(e) => tracing::debug!(%peer, error = %e, "WebSocket handshake failed"),
+                    );
+                    match tokio::time::timeout(within, upgrade).await {
+                        Ok(Ok(ws)) => serve_ws(ws, peer, core).await,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "WebSocket handshake failed");
+                        }
+                        Err(_) => tracing::debug!(%peer, ?within, "WebSocket upgrade timed out"),
                     }
                 }
                 #[cfg(feature = "tls")]

@@ -259,3 +259,21 @@ async fn a_malformed_frame_over_tcp_gets_an_error_then_a_close() {
     c.until_closed().await;
     broker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_client_that_never_upgrades_is_dropped() {
+    let broker = EmbeddedBroker::builder()
+        .handshake_timeout(Duration::from_millis(100))
+        .start()
+        .await
+        .unwrap();
+    let mut silent = TcpStream::connect(broker.ws_addr().unwrap()).await.unwrap();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(PATIENCE, silent.read(&mut byte))
+        .await
+        .expect("the broker gives up on the upgrade within the bound");
+    // Closed (or reset) without an answer: no HTTP request ever came.
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert!(broker.connections().await.unwrap().is_empty());
+    broker.shutdown().await;
+}

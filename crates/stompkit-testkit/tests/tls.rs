@@ -152,7 +152,7 @@ async fn a_client_that_never_starts_its_handshake_is_dropped() {
     let broker = EmbeddedBroker::builder()
         .ws_addr(None)
         .tls(true)
-        .tls_handshake_timeout(Duration::from_millis(100))
+        .handshake_timeout(Duration::from_millis(100))
         .start()
         .await
         .unwrap();
