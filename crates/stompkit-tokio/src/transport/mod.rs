@@ -15,7 +15,9 @@
 //! Over WebSocket each STOMP frame (and each heart-beat EOL) goes out as its own WebSocket
 //! message, cut at the `frame_ends` given to [`TransportWriter::send`]; received messages
 //! are plain bytes to the reader, so a frame split over several messages or several frames in
-//! one are both fine. Pings are answered by the reader: keep a read pending (as the client
+//! one are both fine, as long as one message stays within [`WsConfig::max_message_bytes`]
+//! (a [`Client`](crate::Client) sets it to the session's frame limit, so several frames
+//! packed into one message must fit in one frame's limit together). Pings are answered by the reader: keep a read pending (as the client
 //! driver always does) and pongs go out even while nothing is being sent.
 //!
 //! [`TransportConfig::connect_timeout`] bounds TCP connect, TLS and WebSocket handshakes
