@@ -1,7 +1,7 @@
 //! Replays the committed fuzz corpus (`fuzz/corpus/`) on stable, through the same checks the
-//! cargo-fuzz targets run (`stompkit_codec::fuzzing`, `stompkit_session::fuzzing`, and
-//! `fuzz/drive/client_input.rs`, included below), so every input the fuzzer kept stays a
-//! regression test without nightly. See `docs/fuzzing.md`.
+//! cargo-fuzz targets run (`stompkit_codec::fuzzing`, `stompkit_session::fuzzing`,
+//! `stompkit_testkit::fuzzing`, and `fuzz/drive/client_input.rs`, included below), so every
+//! input the fuzzer kept stays a regression test without nightly. See `docs/fuzzing.md`.
 
 use std::fs;
 use std::panic::{self, AssertUnwindSafe};
@@ -121,6 +121,11 @@ fn session_corpus_drives_the_session_without_breaking_its_invariants() {
     replay("session", stompkit_session::fuzzing::drive);
 }
 
+#[test]
+fn broker_corpus_drives_the_broker_core_without_breaking_its_invariants() {
+    replay("broker", stompkit_testkit::fuzzing::drive);
+}
+
 /// The real tokio client against a scripted broker on loopback, one run per file.
 #[test]
 fn client_input_corpus_keeps_the_client_within_its_invariants() {
@@ -143,6 +148,7 @@ fn every_corpus_is_replayed() {
     assert_eq!(
         names,
         [
+            "broker",
             "client_input",
             "decode",
             "decode_split",

@@ -34,11 +34,12 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 /// The fuzz targets, in the order `fuzz` runs them.
-const FUZZ_TARGETS: [&str; 5] = [
+const FUZZ_TARGETS: [&str; 6] = [
     "decode",
     "decode_split",
     "round_trip",
     "session",
+    "broker",
     "client_input",
 ];
 
