@@ -11,7 +11,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use clap::ValueEnum;
 use futures::future::{join_all, select_all};
-use futures::stream::{FuturesUnordered, StreamExt as _};
 use serde::Serialize;
 use stompkit_tokio::session::SubscriptionEnd;
 use stompkit_tokio::{AckMode, Client, Confirmation, Error, Message, Subscribe, Subscription};
@@ -31,12 +30,6 @@ const MAX_CLIENTS: usize = 1000;
 
 /// Messages sent when neither --count nor --duration is given.
 const DEFAULT_COUNT: u64 = 10_000;
-
-/// Sends without receipts waiting at once for the session to take them, per producer.
-const SENDS_IN_FLIGHT: usize = 64;
-
-/// Acknowledgements waiting at once for the session to take them, per consumer.
-const ACKS_IN_FLIGHT: usize = 256;
 
 /// How often the plain progress line is printed when stderr is not a terminal.
 const PLAIN_PROGRESS_EVERY: Duration = Duration::from_secs(5);
@@ -486,9 +479,6 @@ async fn produce(
         })
     };
     let collector = Tasks(vec![collector]);
-    // Without receipts the order of the messages does not matter here: several sends wait
-    // for the session at once, so one does not wait for the round trip of the one before.
-    let mut sending = FuturesUnordered::new();
     let mut sent = 0;
     while producer.count.is_none_or(|n| sent < n)
         && producer.deadline.is_none_or(|at| Instant::now() < at)
@@ -503,18 +493,11 @@ async fn produce(
                 break;
             }
         } else {
-            sending.push(client.send(message));
-            while sending.len() >= SENDS_IN_FLIGHT {
-                if let Some(result) = sending.next().await {
-                    result?;
-                }
-            }
+            // Taken on this task; waits only while the socket is behind.
+            client.send(message).await?;
         }
         sent += 1;
         shared.sent.fetch_add(1, Ordering::Relaxed);
-    }
-    while let Some(result) = sending.next().await {
-        result?;
     }
     drop(confirming);
     let mut collector = collector;
@@ -529,18 +512,11 @@ async fn consume(
     mut done: watch::Receiver<bool>,
 ) -> Result<Histogram, Error> {
     let mut latency = Histogram::default();
-    // Acknowledgements are independent: the next delivery need not wait for the session
-    // to take the last one's ACK (a round trip to the connection's task).
-    let mut acking = FuturesUnordered::new();
     loop {
         let delivery = tokio::select! {
             biased;
             _ = done.wait_for(|done| *done) => break,
-            Some(acked) = acking.next(), if !acking.is_empty() => {
-                acked?;
-                continue;
-            }
-            delivery = subscription.next_delivery(), if acking.len() < ACKS_IN_FLIGHT => delivery,
+            delivery = subscription.next_delivery() => delivery,
         };
         let Some(delivery) = delivery else {
             return Err(match subscription.end_reason() {
@@ -555,16 +531,12 @@ async fn consume(
             latency.record(Duration::from_nanos(unix_nanos().saturating_sub(sent)));
         }
         if ack != Ack::Auto {
-            acking.push(async move { delivery.ack().await });
+            delivery.ack().await?;
         }
         let at = u64::try_from(shared.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         shared.last_delivery.fetch_max(at, Ordering::SeqCst);
         shared.received.fetch_add(1, Ordering::SeqCst);
         shared.check_done();
-    }
-    // Bounded by --timeout like the rest of the run.
-    while let Some(acked) = acking.next().await {
-        acked?;
     }
     Ok(latency)
 }
