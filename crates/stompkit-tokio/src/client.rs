@@ -10,7 +10,7 @@ use stompkit_session::{
 use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::credentials::{CredentialsProvider, CredentialsSource};
-use crate::driver::{Command, Driver, Handle, Shared};
+use crate::driver::{Driver, Handle, Shared, answered};
 use crate::subscription::Subscription;
 use crate::{Endpoint, Error, TransportConfig};
 
@@ -287,16 +287,6 @@ impl Client {
         Ok((Self { handle }, first_events))
     }
 
-    pub(crate) async fn request<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Command,
-    ) -> Result<T, Error> {
-        let (tx, rx) = oneshot::channel();
-        // Runs here, under the core's lock: the reply is there when `run` returns.
-        self.handle.run(make(tx)).await?;
-        rx.await.map_err(|_| Error::Closed)?
-    }
-
     pub(crate) fn shared(&self) -> &Shared {
         &self.handle.shared
     }
@@ -368,14 +358,11 @@ impl Client {
         let (tx, rx) = oneshot::channel();
         let wants_receipt = request.wants_receipt();
         let subscription = self
-            .request(|reply| Command::Subscribe {
-                request,
-                confirm: wants_receipt.then_some(tx),
-                reply,
-            })
+            .handle
+            .call(|core| core.subscribe(request, wants_receipt.then_some(tx)))
             .await?;
         if wants_receipt {
-            rx.await.map_err(|_| Error::Closed)??;
+            answered(rx).await?;
         }
         Ok(subscription)
     }
@@ -385,7 +372,7 @@ impl Client {
     /// # Errors
     /// [`Error::Session`] when not connected; [`Error::Closed`].
     pub async fn begin(&self) -> Result<Transaction, Error> {
-        let id = self.request(|reply| Command::Begin { reply }).await?;
+        let id = self.handle.call(|core| core.begin()).await?;
         Ok(Transaction {
             id,
             client: self.clone(),
@@ -395,7 +382,10 @@ impl Client {
     /// Skips the rest of the backoff delay and tries now (the application knows the network
     /// is back); after the session gave up, starts it again.
     pub fn reconnect_now(&self) {
-        let _ = self.handle.run_now(Command::ReconnectNow);
+        let _ = self.handle.call_now(|core| {
+            core.reconnect_now();
+            Ok(())
+        });
     }
 
     /// Disconnects gracefully (`DISCONNECT` with a receipt, bounded by the session's
@@ -405,7 +395,12 @@ impl Client {
     /// # Errors
     /// [`Error::Closed`] if the client was closed already.
     pub async fn disconnect(&self) -> Result<(), Error> {
-        self.request(|reply| Command::Disconnect { reply }).await
+        let (tx, rx) = oneshot::channel();
+        self.handle.call_now(|core| {
+            core.disconnect(tx);
+            Ok(())
+        })?;
+        answered(rx).await
     }
 
     /// The connection state, to watch.
@@ -472,7 +467,7 @@ impl Confirmation {
     /// # Errors
     /// As [`Client::send_confirmed`].
     pub async fn confirmed(self) -> Result<SendId, Error> {
-        self.outcome.await.map_err(|_| Error::Closed)??;
+        answered(self.outcome).await?;
         Ok(self.id)
     }
 }
@@ -506,14 +501,7 @@ impl Transaction {
     /// [`Error::Session`] (not connected any more), [`Error::Broker`],
     /// [`Error::ConnectionLost`], [`Error::Closed`].
     pub async fn commit(self) -> Result<(), Error> {
-        let id = self.id;
-        self.client
-            .request(|reply| Command::End {
-                id,
-                commit: true,
-                reply,
-            })
-            .await
+        self.end(true).await
     }
 
     /// Aborts, waiting for the broker's receipt.
@@ -521,14 +509,19 @@ impl Transaction {
     /// # Errors
     /// As [`commit`](Self::commit).
     pub async fn abort(self) -> Result<(), Error> {
+        self.end(false).await
+    }
+}
+
+impl Transaction {
+    async fn end(self, commit: bool) -> Result<(), Error> {
+        let (tx, rx) = oneshot::channel();
         let id = self.id;
         self.client
-            .request(|reply| Command::End {
-                id,
-                commit: false,
-                reply,
-            })
-            .await
+            .handle
+            .call(|core| core.end_transaction(id, commit, tx))
+            .await?;
+        answered(rx).await
     }
 }
 

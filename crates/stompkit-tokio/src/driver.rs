@@ -40,48 +40,18 @@ use crate::{Client, Endpoint, Error, TransportConfig, TransportReader, Transport
 
 type Reply<T> = oneshot::Sender<Result<T, Error>>;
 
-/// What a handle asks of the task.
+/// What is sent to the task from a `Drop`, which may run under the core's lock.
 #[derive(Debug)]
 pub(crate) enum Command {
-    Subscribe {
-        request: Subscribe,
-        confirm: Option<Reply<()>>,
-        reply: Reply<Subscription>,
-    },
-    Unsubscribe {
-        id: SubscriptionId,
-    },
-    Ack {
-        handle: MessageHandle,
-        nack: bool,
-        transaction: Option<TransactionId>,
-        receipt: bool,
-        reply: Reply<()>,
-    },
-    Begin {
-        reply: Reply<TransactionId>,
-    },
-    End {
-        id: TransactionId,
-        commit: bool,
-        reply: Reply<()>,
-    },
-    ReconnectNow,
-    Disconnect {
-        reply: Reply<()>,
-    },
+    /// A [`Subscription`] was dropped.
+    Unsubscribe { id: SubscriptionId },
     /// The last [`Handle`] is gone.
     HandlesDropped,
 }
 
-impl Command {
-    /// Whether it puts bytes on the wire (and so waits for the writing task to catch up).
-    fn adds_output(&self) -> bool {
-        matches!(
-            self,
-            Self::Subscribe { .. } | Self::Ack { .. } | Self::Begin { .. } | Self::End { .. }
-        )
-    }
+/// The outcome a waiter is sent; [`Error::Closed`] if the client ended first.
+pub(crate) async fn answered<T>(outcome: oneshot::Receiver<Result<T, Error>>) -> Result<T, Error> {
+    outcome.await.map_err(|_| Error::Closed)?
 }
 
 /// What the handles, the subscriptions, the writing tasks and the task share, outside the
@@ -142,30 +112,9 @@ impl Drop for Handle {
 }
 
 impl Handle {
-    /// Runs a command on the caller's task. Commands that add bytes to write wait first
-    /// while the writing task is behind by more than `max_unwritten_bytes`.
-    pub(crate) async fn run(&self, command: Command) -> Result<(), Error> {
-        if command.adds_output() {
-            self.call(|core| {
-                core.on_command(command);
-                Ok(())
-            })
-            .await
-        } else {
-            self.run_now(command)
-        }
-    }
-
-    /// Runs a command at once, without waiting for room.
-    pub(crate) fn run_now(&self, command: Command) -> Result<(), Error> {
-        self.call_now(|core| {
-            core.on_command(command);
-            Ok(())
-        })
-    }
-
-    /// Runs `f` on the core once the writing task has room, then hands the session's
-    /// output on: for what puts bytes on the wire.
+    /// Runs `f` on the core on the caller's task once the writing task is within
+    /// `max_unwritten_bytes`, then hands the session's output on: for what puts bytes on
+    /// the wire.
     pub(crate) async fn call<T>(
         &self,
         f: impl FnOnce(&mut Core) -> Result<T, Error>,
@@ -843,23 +792,33 @@ impl Core {
         }
     }
 
-    /// Acknowledges (or refuses) a delivery without a receipt.
+    /// Acknowledges (or refuses) a delivery; `receipt` is told the broker's receipt for it.
     pub(crate) fn ack(
         &mut self,
         handle: &MessageHandle,
         nack: bool,
         transaction: Option<TransactionId>,
+        receipt: Option<Reply<()>>,
     ) -> Result<(), Error> {
         let options = AckOptions {
             transaction,
-            receipt: false,
+            receipt: receipt.is_some(),
         };
         let result = if nack {
             self.session.nack_with(now(), handle, options)
         } else {
             self.session.ack_with(now(), handle, options)
         };
-        result.map_err(Error::Session)
+        result.map_err(Error::Session)?;
+        if let Some(receipt) = receipt {
+            let id = if nack {
+                ReceiptId::Nack(handle.delivery())
+            } else {
+                ReceiptId::Ack(handle.delivery())
+            };
+            self.receipts.insert(id, receipt);
+        }
+        Ok(())
     }
 
     pub(crate) fn stats(&self) -> Stats {
@@ -877,106 +836,83 @@ impl Core {
         }
     }
 
+    /// Creates a subscription; `confirm` is told the broker's receipt for it.
+    pub(crate) fn subscribe(
+        &mut self,
+        request: Subscribe,
+        confirm: Option<Reply<()>>,
+    ) -> Result<Subscription, Error> {
+        let id = self
+            .session
+            .subscribe(now(), request)
+            .map_err(Error::Session)?;
+        let client = self.client().ok_or(Error::Closed)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let state = Arc::new(SubscriptionState::default());
+        self.routes.insert(
+            id,
+            Route {
+                deliveries: tx,
+                state: Arc::clone(&state),
+            },
+        );
+        if let Some(confirm) = confirm {
+            self.receipts.insert(ReceiptId::Subscribe(id), confirm);
+        }
+        Ok(Subscription {
+            id,
+            deliveries: rx,
+            state,
+            client,
+        })
+    }
+
+    pub(crate) fn begin(&mut self) -> Result<TransactionId, Error> {
+        self.session.begin(now(), false).map_err(Error::Session)
+    }
+
+    /// Commits or aborts; `done` is told the broker's receipt.
+    pub(crate) fn end_transaction(
+        &mut self,
+        id: TransactionId,
+        commit: bool,
+        done: Reply<()>,
+    ) -> Result<(), Error> {
+        let (result, receipt) = if commit {
+            (self.session.commit(now(), id, true), ReceiptId::Commit(id))
+        } else {
+            (self.session.abort(now(), id, true), ReceiptId::Abort(id))
+        };
+        result.map_err(Error::Session)?;
+        self.receipts.insert(receipt, done);
+        Ok(())
+    }
+
+    pub(crate) fn reconnect_now(&mut self) {
+        self.needs_task = true;
+        if self.session.state() == State::Closed && !self.ending {
+            self.session.connect(now());
+        } else {
+            self.session.reconnect_now(now());
+        }
+    }
+
+    /// Disconnects; `done` is told once the task ended.
+    pub(crate) fn disconnect(&mut self, done: Reply<()>) {
+        self.needs_task = true;
+        self.ending = true;
+        self.disconnecting.push(done);
+        self.session.disconnect(now());
+    }
+
     fn on_command(&mut self, command: Command) {
-        let now = now();
         match command {
-            Command::Subscribe {
-                request,
-                confirm,
-                reply,
-            } => {
-                let result = self.session.subscribe(now, request).map_err(Error::Session);
-                let result = result.and_then(|id| {
-                    let client = self.client().ok_or(Error::Closed)?;
-                    let (tx, rx) = mpsc::unbounded_channel();
-                    let state = Arc::new(SubscriptionState::default());
-                    self.routes.insert(
-                        id,
-                        Route {
-                            deliveries: tx,
-                            state: Arc::clone(&state),
-                        },
-                    );
-                    if let Some(confirm) = confirm {
-                        self.receipts.insert(ReceiptId::Subscribe(id), confirm);
-                    }
-                    Ok(Subscription {
-                        id,
-                        deliveries: rx,
-                        state,
-                        client,
-                    })
-                });
-                let _ = reply.send(result);
-            }
             Command::Unsubscribe { id } => {
                 if self.routes.remove(&id).is_some() {
-                    let _ = self.session.unsubscribe(now, id, false);
-                }
-            }
-            Command::Ack {
-                handle,
-                nack,
-                transaction,
-                receipt,
-                reply,
-            } => {
-                let options = AckOptions {
-                    transaction,
-                    receipt,
-                };
-                let result = if nack {
-                    self.session.nack_with(now, &handle, options)
-                } else {
-                    self.session.ack_with(now, &handle, options)
-                };
-                match result {
-                    Ok(()) if receipt => {
-                        let id = if nack {
-                            ReceiptId::Nack(handle.delivery())
-                        } else {
-                            ReceiptId::Ack(handle.delivery())
-                        };
-                        self.receipts.insert(id, reply);
-                    }
-                    other => {
-                        let _ = reply.send(other.map_err(Error::Session));
-                    }
-                }
-            }
-            Command::Begin { reply } => {
-                let _ = reply.send(self.session.begin(now, false).map_err(Error::Session));
-            }
-            Command::End { id, commit, reply } => {
-                let (result, receipt) = if commit {
-                    (self.session.commit(now, id, true), ReceiptId::Commit(id))
-                } else {
-                    (self.session.abort(now, id, true), ReceiptId::Abort(id))
-                };
-                match result {
-                    Ok(()) => {
-                        self.receipts.insert(receipt, reply);
-                    }
-                    Err(error) => {
-                        let _ = reply.send(Err(Error::Session(error)));
-                    }
+                    let _ = self.session.unsubscribe(now(), id, false);
                 }
             }
             Command::HandlesDropped => self.every_handle_dropped(),
-            Command::ReconnectNow => {
-                self.needs_task = true;
-                if self.session.state() == State::Closed && !self.ending {
-                    self.session.connect(now);
-                } else {
-                    self.session.reconnect_now(now);
-                }
-            }
-            Command::Disconnect { reply } => {
-                self.needs_task = true;
-                self.ending = true;
-                self.disconnecting.push(reply);
-                self.session.disconnect(now);
-            }
         }
     }
 }

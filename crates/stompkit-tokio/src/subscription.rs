@@ -9,9 +9,9 @@ use bytes::Bytes;
 use futures_core::Stream;
 use stompkit_session::codec::Frame;
 use stompkit_session::{MessageHandle, SubscriptionEnd, SubscriptionId};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
-use crate::driver::Command;
+use crate::driver::{Command, answered};
 use crate::{Client, Error, Transaction};
 
 /// What a subscription and the background task share.
@@ -149,25 +149,21 @@ impl Delivery {
         receipt: bool,
     ) -> Result<(), Error> {
         let transaction = transaction.map(Transaction::id);
+        let handle = &self.handle;
         if !receipt {
             // Nothing to wait for: done on this task, under the client's lock.
-            let handle = &self.handle;
             return self
                 .client
                 .handle
-                .call(|core| core.ack(handle, nack, transaction))
+                .call(|core| core.ack(handle, nack, transaction, None))
                 .await;
         }
-        let handle = self.handle.clone();
+        let (tx, rx) = oneshot::channel();
         self.client
-            .request(|reply| Command::Ack {
-                handle,
-                nack,
-                transaction,
-                receipt,
-                reply,
-            })
-            .await
+            .handle
+            .call(|core| core.ack(handle, nack, transaction, Some(tx)))
+            .await?;
+        answered(rx).await
     }
 
     /// Acknowledges it (cumulatively on `client` subscriptions). Resolves once written.
