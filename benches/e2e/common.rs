@@ -190,8 +190,19 @@ impl Shared {
     }
 
     /// Resolves once every expected delivery arrived.
+    // The blocking floor client polls [`is_done`](Self::is_done) instead.
+    #[allow(dead_code)]
     pub(crate) fn done(&self) -> watch::Receiver<bool> {
         self.done.subscribe()
+    }
+
+    /// Whether every expected delivery arrived (for consumers that cannot await [`done`]).
+    ///
+    /// [`done`]: Self::done
+    // Only the blocking floor client polls.
+    #[allow(dead_code)]
+    pub(crate) fn is_done(&self) -> bool {
+        *self.done.borrow()
     }
 
     /// A message arrived with this `bench-sent-ns` value: records its latency in `latency`.

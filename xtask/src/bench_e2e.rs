@@ -152,6 +152,8 @@ pub(crate) fn bench_e2e(args: &[String]) -> Result<(), String> {
         "e2e-iridium",
         "--bin",
         "e2e-async-stomp",
+        "--bin",
+        "e2e-floor",
     ]))?;
     let work = target_dir().join("e2e");
     fs::create_dir_all(&work).map_err(|e| format!("creating {}: {e}", work.display()))?;
@@ -193,8 +195,15 @@ pub(crate) fn bench_e2e(args: &[String]) -> Result<(), String> {
                     .join("benches/e2e/stomp_py_bench.py")
                     .display()
                     .to_string(),
-                tcp,
+                tcp.clone(),
             ],
+        },
+        // Not a client: what any client must spend at least (see e2e-floor.rs).
+        Client {
+            name: "floor (blocking sockets)",
+            transport: "tcp",
+            program: release.join("e2e-floor"),
+            args: vec![tcp],
         },
         // Web-STOMP heart-beats off for both: RabbitMQ 3.10's Web-STOMP heart-beater
         // crashes when flow control pauses a busy connection.
