@@ -5,14 +5,14 @@
 use std::convert::Infallible;
 use std::io::{self, IsTerminal as _, Write as _};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use clap::ValueEnum;
 use futures::future::{join_all, select_all};
 use serde::Serialize;
-use stompkit_tokio::session::SubscriptionEnd;
+use stompkit_tokio::session::{Error as SessionError, SubscriptionEnd};
 use stompkit_tokio::{AckMode, Client, Confirmation, Error, Message, Subscribe, Subscription};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -24,6 +24,10 @@ use crate::status::{Aggregator, Flow, Sample, per_second, status_line};
 /// The header carrying the send time, in nanoseconds since the Unix epoch, so that a
 /// consumer in another process (on the same machine) can measure the delivery latency.
 pub(crate) const SENT_HEADER: &str = "bench-sent-ns";
+
+/// The header naming each message: `<producer>.<n>`, so that a consumer counts a message
+/// delivered twice (re-sent after a lost receipt, or its ACK lost) once.
+const SEQ_HEADER: &str = "bench-seq";
 
 /// Most producers or consumers: each is a connection of its own.
 const MAX_CLIENTS: usize = 1000;
@@ -194,6 +198,11 @@ struct Shared {
     sent: AtomicU64,
     receipted: AtomicU64,
     received: AtomicU64,
+    /// Deliveries of a message already received (not counted in `received`).
+    duplicates: AtomicU64,
+    /// Which messages were received, by `bench-seq`: one set for all consumers of a queue,
+    /// one per consumer of a topic.
+    seen: Mutex<Vec<Seen>>,
     /// Deliveries that complete the run; `u64::MAX` until the producers are done.
     expected: AtomicU64,
     /// Nanoseconds from the start to the last delivery.
@@ -268,9 +277,7 @@ async fn bench(args: &Args, amount: Amount) -> Result<Summary, Failure> {
         biased;
         failure = failed => Err(failure),
         result = tokio::time::timeout(limit, measured) => {
-            result.unwrap_or_else(|_| Err(Failure::Input(format!(
-                "--timeout {}: the run did not end in time", args.timeout
-            ))))
+            result.unwrap_or_else(|_| Err(Failure::Input(timed_out(args, counters.get()))))
         }
         never = stats => match never {},
     };
@@ -278,6 +285,28 @@ async fn bench(args: &Args, amount: Amount) -> Result<Summary, Failure> {
     let summary = result?;
     // An ERROR in answer to the last frames still fails the run.
     late.into_iter().flatten().next().map_or(Ok(summary), Err)
+}
+
+/// Why the run did not end within `--timeout`, with what got through.
+fn timed_out(args: &Args, counters: Option<&Arc<Shared>>) -> String {
+    let mut text = format!("--timeout {}: the run did not end in time", args.timeout);
+    let Some(shared) = counters else {
+        return text + " (still connecting)";
+    };
+    let sent = shared.sent.load(Ordering::SeqCst);
+    let received = shared.received.load(Ordering::SeqCst);
+    text += &format!(" ({sent} sent, {received} received");
+    match shared.expected.load(Ordering::SeqCst) {
+        u64::MAX => text += ", still sending)",
+        expected => {
+            text += &format!(" of {expected} expected)");
+            if received < expected && (!args.receipts || args.ack == Ack::Auto) {
+                text += "; a message in flight when a connection drops is lost without \
+                         --receipts or with --ack auto, and the run waits for it until --timeout";
+            }
+        }
+    }
+    text
 }
 
 /// What `measure` shares with the status line.
@@ -320,6 +349,12 @@ async fn measure(
         sent: AtomicU64::new(0),
         receipted: AtomicU64::new(0),
         received: AtomicU64::new(0),
+        duplicates: AtomicU64::new(0),
+        seen: Mutex::new(
+            std::iter::repeat_with(Seen::default)
+                .take(if fan_out { args.consumers } else { 1 })
+                .collect(),
+        ),
         expected: AtomicU64::new(u64::MAX),
         last_delivery: AtomicU64::new(0),
         done,
@@ -327,10 +362,11 @@ async fn measure(
     });
     let _ = screen.counters.set(Arc::clone(&shared));
     let mut consumers = Tasks(Vec::new());
-    for subscription in subscriptions {
+    for (i, subscription) in subscriptions.into_iter().enumerate() {
         consumers.0.push(tokio::spawn(consume(
             subscription,
             args.ack,
+            if fan_out { i } else { 0 },
             Arc::clone(&shared),
             done_rx.clone(),
         )));
@@ -350,6 +386,7 @@ async fn measure(
         producers.0.push(tokio::spawn(produce(
             run.client.clone(),
             Producer {
+                index: i,
                 destination: destination.to_owned(),
                 body: body.clone(),
                 count: share,
@@ -417,6 +454,7 @@ async fn measure(
         sent,
         receipted: shared.receipted.load(Ordering::SeqCst),
         received,
+        duplicates: shared.duplicates.load(Ordering::SeqCst),
         expected: shared.expected.load(Ordering::SeqCst),
         elapsed_s: round(secs, 3),
         msgs_per_s: round(sent as f64 / secs, 1),
@@ -449,6 +487,8 @@ fn share(n: u64, producers: usize, i: usize) -> u64 {
 /// What one producer sends.
 #[derive(Debug)]
 struct Producer {
+    /// Its place among the producers, the first part of `bench-seq`.
+    index: usize,
     destination: String,
     body: Bytes,
     count: Option<u64>,
@@ -484,17 +524,18 @@ async fn produce(
         && producer.deadline.is_none_or(|at| Instant::now() < at)
     {
         let message = Message::new(producer.destination.clone(), producer.body.clone())
-            .header(SENT_HEADER, unix_nanos().to_string());
+            .header(SENT_HEADER, unix_nanos().to_string())
+            .header(SEQ_HEADER, format!("{}.{sent}", producer.index));
         if producer.receipts.is_some() {
             let sent_at = Instant::now();
-            let confirmation = client.send_with_receipt(message).await?;
+            let confirmation = with_room(&client, message, |m| client.send_with_receipt(m)).await?;
             if confirming.send((sent_at, confirmation)).await.is_err() {
                 // The collector stopped at a failed receipt; its error says why.
                 break;
             }
         } else {
             // Taken on this task; waits only while the socket is behind.
-            client.send(message).await?;
+            with_room(&client, message, |m| client.send(m)).await?;
         }
         sent += 1;
         shared.sent.fetch_add(1, Ordering::Relaxed);
@@ -505,9 +546,69 @@ async fn produce(
     joined(task.await)
 }
 
+/// The messages of each producer received so far: a bit per message, so a few hundred KiB
+/// for millions of messages.
+#[derive(Debug, Default)]
+struct Seen {
+    by_producer: Vec<Vec<u64>>,
+}
+
+impl Seen {
+    /// Marks message `n` of `producer`; whether it was new. A `bench-seq` no producer of
+    /// this run could have written (another program's message) counts, and is not kept.
+    fn insert(&mut self, producer: usize, n: u64) -> bool {
+        if producer >= MAX_CLIENTS {
+            return true;
+        }
+        if self.by_producer.len() <= producer {
+            self.by_producer.resize_with(producer + 1, Vec::new);
+        }
+        let bits = &mut self.by_producer[producer];
+        let Ok(word) = usize::try_from(n / 64) else {
+            return true;
+        };
+        if bits.len() <= word {
+            bits.resize(word + 1, 0);
+        }
+        let bit = 1u64 << (n % 64);
+        let new = bits[word] & bit == 0;
+        bits[word] |= bit;
+        new
+    }
+}
+
+/// How long a producer whose outbound queue is full waits before it tries again, once
+/// connected.
+const QUEUE_FULL_RETRY: Duration = Duration::from_millis(10);
+
+/// Sends with `send`. While the outbound queue is full (the connection dropped and the
+/// queue filled up while the client reconnects), waits for the client to be connected and
+/// tries again: a producer held back, not a failed run. Other errors end the run.
+async fn with_room<T, F>(
+    client: &Client,
+    mut message: Message,
+    send: impl Fn(Message) -> F,
+) -> Result<T, Error>
+where
+    F: Future<Output = Result<T, Error>>,
+{
+    loop {
+        match send(message).await {
+            Err(Error::Send(failed)) if matches!(failed.error(), SessionError::QueueFull) => {
+                message = failed.into_parts().1;
+                client.wait_connected().await?;
+                // Connected again, the queue drains as the socket and the window allow.
+                tokio::time::sleep(QUEUE_FULL_RETRY).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 async fn consume(
     mut subscription: Subscription,
     ack: Ack,
+    seen_by: usize,
     shared: Arc<Shared>,
     mut done: watch::Receiver<bool>,
 ) -> Result<Histogram, Error> {
@@ -524,14 +625,35 @@ async fn consume(
                 _ => Error::Closed,
             });
         };
-        if let Some(sent) = delivery
+        let took = delivery
             .header(SENT_HEADER)
             .and_then(|v| v.parse::<u64>().ok())
-        {
-            latency.record(Duration::from_nanos(unix_nanos().saturating_sub(sent)));
-        }
+            .map(|sent| Duration::from_nanos(unix_nanos().saturating_sub(sent)));
         if ack != Ack::Auto {
-            delivery.ack().await?;
+            match delivery.ack().await {
+                Ok(()) => {}
+                // It came on a connection that is gone: the broker delivers it again, and
+                // that delivery counts.
+                Err(Error::Session(SessionError::NotConnected | SessionError::StaleHandle)) => {
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let first = delivery
+            .header(SEQ_HEADER)
+            .and_then(|v| v.split_once('.'))
+            .and_then(|(p, n)| Some((p.parse::<usize>().ok()?, n.parse::<u64>().ok()?)))
+            .is_none_or(|(producer, n)| {
+                let mut seen = shared.seen.lock().unwrap_or_else(PoisonError::into_inner);
+                seen[seen_by].insert(producer, n)
+            });
+        if !first {
+            shared.duplicates.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        if let Some(took) = took {
+            latency.record(took);
         }
         let at = u64::try_from(shared.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         shared.last_delivery.fetch_max(at, Ordering::SeqCst);
@@ -827,6 +949,8 @@ struct Summary {
     sent: u64,
     receipted: u64,
     received: u64,
+    /// Deliveries of a message already received, not counted in `received`.
+    duplicates: u64,
     expected: u64,
     elapsed_s: f64,
     msgs_per_s: f64,
@@ -868,8 +992,14 @@ impl Summary {
         if self.consumers > 0 {
             writeln!(
                 out,
-                "received    {} of {} ({:.0} deliveries/s)",
-                self.received, self.expected, self.deliveries_per_s
+                "received    {} of {} ({:.0} deliveries/s){}",
+                self.received,
+                self.expected,
+                self.deliveries_per_s,
+                match self.duplicates {
+                    0 => String::new(),
+                    n => format!(", and {n} duplicate deliveries not counted"),
+                }
             )?;
         }
         if self.receipts {
@@ -917,7 +1047,24 @@ impl Summary {
 mod tests {
     use std::time::Duration;
 
-    use super::{Histogram, share};
+    use super::{Histogram, MAX_CLIENTS, Seen, share};
+
+    #[test]
+    fn seen_counts_each_message_of_each_producer_once() {
+        let mut seen = Seen::default();
+        assert!(seen.insert(0, 0));
+        assert!(!seen.insert(0, 0));
+        assert!(seen.insert(1, 0), "another producer's message 0");
+        assert!(seen.insert(0, 64), "a message in the next word");
+        assert!(!seen.insert(0, 64));
+        assert!(seen.insert(0, 63));
+        assert!(seen.insert(0, 1_000_000));
+        assert!(!seen.insert(0, 1_000_000));
+        // Not a producer of this run: counted every time, nothing kept for it.
+        assert!(seen.insert(MAX_CLIENTS, 5));
+        assert!(seen.insert(MAX_CLIENTS, 5));
+        assert_eq!(seen.by_producer.len(), 2);
+    }
 
     #[test]
     fn shares_add_up() {

@@ -1,6 +1,7 @@
 //! `stompkit bench --stats`: the status line summing every connection, printed as plain
 //! lines (stderr is not a terminal here), against `stompkit broker` on a free loopback port
-//! and against a port nothing listens on.
+//! and against a port nothing listens on; and `stompkit bench` through `stompkit proxy`
+//! cutting its connections.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -39,7 +40,7 @@ fn run(args: &[&str]) -> Output {
     }
 }
 
-/// A `stompkit broker` on a free loopback port, killed when dropped.
+/// A `stompkit broker` (or `proxy`) on a free loopback port, killed when dropped.
 struct Broker {
     child: Child,
     url: String,
@@ -47,8 +48,20 @@ struct Broker {
 
 impl Broker {
     fn start() -> Self {
+        Self::spawn(&["broker", "--listen", "127.0.0.1:0", "--no-ws"])
+    }
+
+    /// `stompkit proxy` in front of `upstream`.
+    fn proxy(upstream: &Self, faults: &[&str]) -> Self {
+        let mut args = vec!["proxy", "127.0.0.1:0", &upstream.url];
+        args.extend_from_slice(faults);
+        Self::spawn(&args)
+    }
+
+    /// Runs `stompkit args…` until it prints its `stomp://` address on stderr.
+    fn spawn(args: &[&str]) -> Self {
         let mut child = Command::new(BIN)
-            .args(["broker", "--listen", "127.0.0.1:0", "--no-ws"])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -69,12 +82,14 @@ impl Broker {
         };
         while broker.url.is_empty() {
             match rx.recv_timeout(BOUND) {
-                Ok(line) if line.trim().starts_with("stomp://") => {
-                    line.trim().clone_into(&mut broker.url);
+                Ok(line) => {
+                    if let Some(at) = line.find("stomp://") {
+                        let url = line[at..].split_whitespace().next().unwrap_or_default();
+                        url.clone_into(&mut broker.url);
+                    }
                 }
-                Ok(_) => {}
                 // Dropping `broker` kills it.
-                Err(e) => panic!("stompkit broker printed no URL: {e}"),
+                Err(e) => panic!("stompkit {args:?} printed no URL: {e}"),
             }
         }
         broker
@@ -188,4 +203,44 @@ fn bench_stats_names_the_newest_failure_and_its_connection() {
             "{line}"
         );
     }
+}
+
+#[test]
+fn bench_with_receipts_and_acks_counts_every_message_once_through_cut_connections() {
+    let broker = Broker::start();
+    // Every connection cut about every 3 s; the latency and the small receipt window make
+    // the run last seconds. Sends are re-sent after lost receipts, and
+    // deliveries whose ACK could not be written come again, some of them twice.
+    let proxy = Broker::proxy(
+        &broker,
+        &["--cut-every", "3s", "--latency", "1ms", "--seed", "7"],
+    );
+    let out = run(&[
+        "bench",
+        &proxy.url,
+        "--count",
+        "8000",
+        "--receipts",
+        "--in-flight",
+        "8",
+        "--ack",
+        "client-individual",
+        "--max-reconnects",
+        "1000",
+        "--json",
+        "--timeout",
+        "50",
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("reconnected"),
+        "the proxy cut no connection: {stderr}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(text(&out.stdout).trim()).expect("the JSON summary on stdout");
+    for key in ["sent", "receipted", "received", "expected"] {
+        assert_eq!(summary[key].as_u64(), Some(8000), "{key}: {summary}");
+    }
+    assert!(summary["duplicates"].as_u64().is_some(), "{summary}");
 }
