@@ -19,6 +19,7 @@
 mod config;
 mod credentials;
 mod dedup;
+mod digits;
 mod error;
 mod event;
 mod heartbeat;

@@ -8,6 +8,7 @@ use bytes::{BufMut, BytesMut};
 use stompkit_codec::{Command, Decoder, Encoder, Frame, FrameBuilder, Item, Version};
 
 use crate::dedup::DuplicateFilter;
+use crate::digits::Numbered;
 use crate::error::broker_text;
 use crate::heartbeat;
 use crate::queue::{OutboundQueue, PushError, Queued};
@@ -1573,12 +1574,12 @@ impl Session {
     ) -> Result<(), Error> {
         let before = out.len();
         let transaction = message.transaction.map(|tx| tx.to_string());
-        let receipt_value = receipt.map(receipt_value);
+        let receipt_value = receipt.map(|n| Numbered::new(RECEIPT_PREFIX, n));
         // Only receipted sends are re-sent, so only they need the stable id.
         let stable = match (&self.config.message_id_header, receipt) {
             (Some(name), Some(_)) => Some((
                 name.as_bytes(),
-                format!("{}{}", self.message_id_prefix, id.0),
+                Numbered::new(&self.message_id_prefix, id.0),
             )),
             _ => None,
         };
@@ -1601,7 +1602,7 @@ impl Session {
             )
             .chain(
                 receipt_value
-                    .as_deref()
+                    .as_ref()
                     .map(|n| (&b"receipt"[..], n.as_bytes())),
             );
         encoder
@@ -1783,25 +1784,41 @@ impl Session {
             .ok_or(Error::AlreadyAcknowledged)?;
 
         let command = if nack { Command::Nack } else { Command::Ack };
-        let mut b = Frame::builder(command);
         let id = handle.ack_id.as_ref().ok_or(Error::MissingAckId)?;
-        b = match version {
-            Version::V1_2 => b.header("id", id),
-            Version::V1_1 => b
-                .header("message-id", id)
-                .header("subscription", handle.subscription.to_string()),
-            Version::V1_0 => b.header("message-id", id),
+        // Written from its parts: one ACK per message is the consumer's hot path.
+        let id_name: &[u8] = match version {
+            Version::V1_2 => b"id",
+            Version::V1_1 | Version::V1_0 => b"message-id",
         };
-        if let Some(tx) = options.transaction {
-            b = b.header("transaction", tx.to_string());
-        }
-        let receipt_id = if nack {
-            ReceiptId::Nack(handle.delivery)
-        } else {
-            ReceiptId::Ack(handle.delivery)
-        };
-        let b = self.with_receipt(now, b, options.receipt.then_some(receipt_id));
-        self.write(now, &b.build()).map_err(Error::Encode)?;
+        let subscription = (version == Version::V1_1).then(|| handle.subscription.to_string());
+        let transaction = options.transaction.map(|tx| tx.to_string());
+        let receipt = options.receipt.then(|| {
+            let receipt_id = if nack {
+                ReceiptId::Nack(handle.delivery)
+            } else {
+                ReceiptId::Ack(handle.delivery)
+            };
+            let n = self.take_receipt_number();
+            self.track_receipt(now, n, receipt_id, false);
+            Numbered::new(RECEIPT_PREFIX, n)
+        });
+        let headers = std::iter::once((id_name, &id[..]))
+            .chain(
+                subscription
+                    .as_deref()
+                    .map(|s| (&b"subscription"[..], s.as_bytes())),
+            )
+            .chain(
+                transaction
+                    .as_deref()
+                    .map(|tx| (&b"transaction"[..], tx.as_bytes())),
+            )
+            .chain(receipt.as_ref().map(|n| (&b"receipt"[..], n.as_bytes())));
+        let before = self.out.len();
+        self.encoder
+            .encode_parts(command, headers, &[], &mut self.out)
+            .map_err(Error::Encode)?;
+        self.count_written(now, command, before);
         let cumulative = mode == AckMode::Client;
         match options.transaction {
             // Takes effect on COMMIT; after ABORT the broker still holds the message.

@@ -780,11 +780,12 @@ impl Core {
         message: Message,
         confirm: Option<Reply<()>>,
     ) -> Result<SendId, Error> {
-        match self.session.send(now(), message) {
+        let now = now();
+        match self.session.send(now, message) {
             Ok(id) => {
                 self.metrics.sent();
                 if let Some(confirm) = confirm {
-                    self.confirmations.insert(id, (confirm, Instant::now()));
+                    self.confirmations.insert(id, (confirm, now));
                 }
                 Ok(id)
             }
