@@ -368,3 +368,36 @@ async fn a_body_that_is_not_the_expected_json_names_its_destination() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn the_unwritten_bound_is_configurable_and_even_one_byte_lets_every_send_through() {
+    const SENDS: usize = 2000;
+    let (listener, url) = listener().await;
+    let peer = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut peer = Peer::new(stream);
+        peer.handshake().await;
+        let mut bodies = Vec::new();
+        while bodies.len() < SENDS {
+            let frame = peer.frame().await.expect("a SEND");
+            assert_eq!(frame.command(), Command::Send);
+            bodies.push(String::from_utf8_lossy(frame.body()).into_owned());
+        }
+        bodies
+    });
+    let builder = Client::builder(&url).unwrap().max_unwritten_bytes(1);
+    assert_eq!(builder.config().max_unwritten_bytes, 1);
+    let client = builder.connect().await.unwrap();
+    // Each send waits until the one before it is written, and none waits forever.
+    for n in 0..SENDS {
+        let message = Message::new("/queue/a", format!("{n}:{}", "x".repeat(500)));
+        timeout(LIMIT, client.send(message))
+            .await
+            .expect("bounded")
+            .unwrap();
+    }
+    let bodies = timeout(LIMIT, peer).await.expect("bounded").unwrap();
+    for (n, body) in bodies.iter().enumerate() {
+        assert!(body.starts_with(&format!("{n}:")), "send {n}: {body:.20}");
+    }
+}
