@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::Failure;
-use crate::connect::{ConnectArgs, Run, note};
+use crate::connect::{ConnectArgs, NotesAbove, Run, note};
 use crate::status::{Aggregator, Flow, Sample, per_second, status_line};
 
 /// The header carrying the send time, in nanoseconds since the Unix epoch, so that a
@@ -252,6 +252,7 @@ async fn bench(args: &Args, amount: Amount) -> Result<Summary, Failure> {
     let screen = io::stderr()
         .is_terminal()
         .then(indicatif::MultiProgress::new);
+    let _notes = NotesAbove::new(screen.as_ref());
     // Set once sending starts; the status line reads its counters.
     let counters = OnceLock::new();
     let stats = report_status(

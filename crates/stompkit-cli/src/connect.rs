@@ -5,10 +5,11 @@ use std::fmt;
 use std::io::{self, Write as _};
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use indicatif::MultiProgress;
 use stompkit_tokio::session::{
     BackoffConfig, BreakerConfig, FailureKind, GiveUpReason, HandshakeFailure, Limits,
 };
@@ -332,8 +333,35 @@ impl Run {
     }
 }
 
-/// Writes one line on stderr; nothing more can be done if stderr is gone.
+/// The progress bars on the terminal while a command draws them: notes go above them, so
+/// that a reconnect notice does not land in the middle of a bar.
+static BARS: Mutex<Option<MultiProgress>> = Mutex::new(None);
+
+/// Sends [`note`]s above `bars` until dropped.
+#[must_use = "notes go above the bars only while this is kept"]
+#[derive(Debug)]
+pub(crate) struct NotesAbove(());
+
+impl NotesAbove {
+    pub(crate) fn new(bars: Option<&MultiProgress>) -> Self {
+        *BARS.lock().unwrap_or_else(PoisonError::into_inner) = bars.cloned();
+        Self(())
+    }
+}
+
+impl Drop for NotesAbove {
+    fn drop(&mut self) {
+        *BARS.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+}
+
+/// Writes one line on stderr, above the progress bars if some are drawn; nothing more can be
+/// done if stderr is gone.
 pub(crate) fn note(line: &str) {
+    let bars = BARS.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    if bars.is_some_and(|bars| bars.println(line).is_ok()) {
+        return;
+    }
     let _ = writeln!(io::stderr().lock(), "{line}");
 }
 
@@ -475,5 +503,75 @@ fn gave_up_message(
             format!("{detail} (a frame from the broker is over --max-frame-bytes?)")
         }
         _ => format!("gave up connecting: {detail}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, TermLike};
+
+    use super::{NotesAbove, note};
+
+    /// A terminal that keeps the lines written to it.
+    #[derive(Debug, Clone, Default)]
+    struct Screen(Arc<Mutex<Vec<String>>>);
+
+    impl TermLike for Screen {
+        fn width(&self) -> u16 {
+            80
+        }
+        fn move_cursor_up(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> io::Result<()> {
+            self.0.lock().unwrap().push(s.to_owned());
+            Ok(())
+        }
+        fn write_str(&self, s: &str) -> io::Result<()> {
+            self.write_line(s)
+        }
+        fn clear_line(&self) -> io::Result<()> {
+            Ok(())
+        }
+        fn flush(&self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn notes_go_above_the_bars_while_they_are_drawn() {
+        let screen = Screen::default();
+        let bars = MultiProgress::with_draw_target(ProgressDrawTarget::term_like(Box::new(
+            screen.clone(),
+        )));
+        let bar = bars.add(ProgressBar::new(10));
+        bar.set_position(3);
+        {
+            let _above = NotesAbove::new(Some(&bars));
+            note("stompkit: reconnected (a test note)");
+        }
+        let lines = screen.0.lock().unwrap().clone();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l == "stompkit: reconnected (a test note)"),
+            "{lines:?}"
+        );
+        // Once dropped, notes go to stderr again, not to the bars.
+        note("stompkit: after (a test note)");
+        let lines = screen.0.lock().unwrap().clone();
+        assert!(!lines.iter().any(|l| l.contains("after")), "{lines:?}");
     }
 }
