@@ -907,26 +907,38 @@ struct Latency {
     max: f64,
 }
 
-/// User plus system CPU time of this process so far, from `/proc/self/stat` (Linux only;
-/// `None` elsewhere). The kernel reports it in USER_HZ ticks, 100 per second on every Linux
-/// architecture.
+/// CPU seconds (user and system) this process used so far (`getrusage`; `None` where there
+/// is none).
 fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The command name (field 2) is in parentheses and may hold spaces; count after it.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace().skip(11);
-    let user: u64 = fields.next()?.parse().ok()?;
-    let system: u64 = fields.next()?.parse().ok()?;
-    Some((user + system) as f64 / 100.0)
+    usage().map(|(cpu, _)| cpu)
 }
 
-/// The peak resident set size in KiB (`VmHWM` of `/proc/self/status`; `None` elsewhere).
+/// The peak resident set size in KiB (`getrusage`; `None` where there is none).
 fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    usage().map(|(_, rss)| rss)
+}
+
+#[cfg(unix)]
+fn usage() -> Option<(f64, u64)> {
+    use nix::sys::resource::{UsageWho, getrusage};
+    use nix::sys::time::TimeValLike as _;
+    let usage = getrusage(UsageWho::RUSAGE_SELF).ok()?;
+    let cpu = (usage.user_time().num_microseconds() + usage.system_time().num_microseconds())
+        as f64
+        / 1e6;
+    let max_rss = u64::try_from(usage.max_rss()).ok()?;
+    // `ru_maxrss` is in bytes on Apple systems, in KiB elsewhere.
+    let rss_kib = if cfg!(target_vendor = "apple") {
+        max_rss / 1024
+    } else {
+        max_rss
+    };
+    Some((cpu, rss_kib))
+}
+
+#[cfg(not(unix))]
+fn usage() -> Option<(f64, u64)> {
+    None
 }
 
 fn round(value: f64, decimals: i32) -> f64 {
@@ -1035,11 +1047,11 @@ impl Summary {
                 out,
                 "client CPU  {cpu:.2} s ({per:.3} s per 100 000 messages)"
             )?,
-            _ => writeln!(out, "client CPU  unknown (no /proc/self/stat)")?,
+            _ => writeln!(out, "client CPU  unknown (no getrusage here)")?,
         }
         match self.peak_rss_kib {
             Some(kib) => writeln!(out, "peak RSS    {:.1} MiB", kib as f64 / 1024.0),
-            None => writeln!(out, "peak RSS    unknown (no /proc/self/status)"),
+            None => writeln!(out, "peak RSS    unknown (no getrusage here)"),
         }
     }
 }

@@ -243,4 +243,15 @@ fn bench_with_receipts_and_acks_counts_every_message_once_through_cut_connection
         assert_eq!(summary[key].as_u64(), Some(8000), "{key}: {summary}");
     }
     assert!(summary["duplicates"].as_u64().is_some(), "{summary}");
+    // getrusage: CPU time in microseconds (never 0 for this much work), RSS in KiB.
+    assert!(
+        summary["cpu_s"].as_f64().is_some_and(|s| s > 0.0),
+        "{summary}"
+    );
+    assert!(
+        summary["peak_rss_kib"]
+            .as_u64()
+            .is_some_and(|kib| (1024..4 * 1024 * 1024).contains(&kib)),
+        "{summary}"
+    );
 }
