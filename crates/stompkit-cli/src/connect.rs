@@ -355,6 +355,15 @@ impl Drop for NotesAbove {
     }
 }
 
+/// Whether a status line is being rewritten in place on the terminal (`subscribe --stats`):
+/// a note then clears it first and the next status line is written below the note.
+static STATUS_IN_PLACE: AtomicBool = AtomicBool::new(false);
+
+/// Says that a status line is (or is no longer) rewritten in place on stderr.
+pub(crate) fn status_in_place(on: bool) {
+    STATUS_IN_PLACE.store(on, Ordering::Relaxed);
+}
+
 /// Writes one line on stderr, above the progress bars if some are drawn; nothing more can be
 /// done if stderr is gone.
 pub(crate) fn note(line: &str) {
@@ -362,7 +371,17 @@ pub(crate) fn note(line: &str) {
     if bars.is_some_and(|bars| bars.println(line).is_ok()) {
         return;
     }
-    let _ = writeln!(io::stderr().lock(), "{line}");
+    let _ = io::stderr().lock().write_all(note_text(line).as_bytes());
+}
+
+/// `line` as [`note`] writes it on stderr.
+fn note_text(line: &str) -> String {
+    if STATUS_IN_PLACE.load(Ordering::Relaxed) {
+        // Over the status line, which the next tick writes again below.
+        format!("\r\x1b[K{line}\n")
+    } else {
+        format!("{line}\n")
+    }
 }
 
 /// Prints reconnects on stderr and flags what ends the command.
@@ -513,7 +532,7 @@ mod tests {
 
     use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, TermLike};
 
-    use super::{NotesAbove, note};
+    use super::{NotesAbove, note, note_text, status_in_place};
 
     /// A terminal that keeps the lines written to it.
     #[derive(Debug, Clone, Default)]
@@ -573,5 +592,15 @@ mod tests {
         note("stompkit: after (a test note)");
         let lines = screen.0.lock().unwrap().clone();
         assert!(!lines.iter().any(|l| l.contains("after")), "{lines:?}");
+    }
+
+    #[test]
+    fn a_note_clears_a_status_line_written_in_place() {
+        assert_eq!(note_text("a"), "a\n");
+        status_in_place(true);
+        let over = note_text("a");
+        status_in_place(false);
+        assert_eq!(over, "\r\x1b[Ka\n");
+        assert_eq!(note_text("a"), "a\n");
     }
 }

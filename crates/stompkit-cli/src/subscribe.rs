@@ -130,6 +130,7 @@ async fn report_status(secs: Option<u64>, run: &Run, received: &Cell<u64>) {
         return std::future::pending().await;
     };
     let terminal = io::stderr().is_terminal();
+    crate::connect::status_in_place(terminal);
     let every = Duration::from_secs(secs);
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     let mut before = received.get();
