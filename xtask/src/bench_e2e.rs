@@ -494,7 +494,7 @@ fn ensure_time() -> Result<(), String> {
     if Path::new("/usr/bin/time").is_file() {
         return Ok(());
     }
-    run(Command::new("apt-get").args(["install", "-y", "--no-install-recommends", "time"]))
+    crate::interop::apt_install(&["time"])
 }
 
 /// A venv with stomp.py at the pinned version; returns its python.
@@ -513,6 +513,7 @@ fn python_venv(work: &Path) -> Result<PathBuf, String> {
         return Ok(python);
     }
     if !python.is_file() {
+        crate::interop::ensure_python_venv()?;
         run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
     }
     run(Command::new("timeout")
@@ -535,6 +536,7 @@ fn node_packages(work: &Path) -> Result<PathBuf, String> {
             .is_ok_and(|t| t.contains(&format!("\"version\": \"{version}\"")))
     };
     if !(installed("@stomp/stompjs", STOMPJS) && installed("ws", WS)) {
+        crate::interop::ensure_node()?;
         fs::write(dir.join("package.json"), manifest)
             .map_err(|e| format!("writing {}/package.json: {e}", dir.display()))?;
         run(Command::new("timeout")

@@ -89,15 +89,7 @@ fn python_venv() -> Result<PathBuf, String> {
     if python.is_file() && same_file_contents(&requirements, &stamp) {
         return Ok(python);
     }
-    let has_venv = Command::new("python3")
-        .args(["-c", "import venv, ensurepip"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_venv {
-        apt_install(&["python3", "python3-venv"])?;
-    }
+    ensure_python_venv()?;
     run(Command::new("timeout")
         .args([INSTALL_TIMEOUT, "python3", "-m", "venv", "--clear"])
         .arg(&venv))?;
@@ -123,17 +115,7 @@ fn python_venv() -> Result<PathBuf, String> {
 fn node_modules() -> Result<PathBuf, String> {
     let dir = target_dir().join("interop").join("node");
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let has_node = ["node", "npm"].iter().all(|tool| {
-        Command::new(tool)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    });
-    if !has_node {
-        apt_install(&["nodejs", "npm"])?;
-    }
+    ensure_node()?;
     let lock = root().join("interop/package-lock.json");
     let installed = dir.join("package-lock.json");
     if !(dir.join("node_modules/@stomp/stompjs").is_dir() && same_file_contents(&lock, &installed))
@@ -162,15 +144,45 @@ fn same_file_contents(a: &Path, b: &Path) -> bool {
     matches!((std::fs::read(a), std::fs::read(b)), (Ok(a), Ok(b)) if a == b)
 }
 
+/// `python3` with `venv` and `ensurepip`, installed from Debian when missing.
+pub(crate) fn ensure_python_venv() -> Result<(), String> {
+    let has_venv = Command::new("python3")
+        .args(["-c", "import venv, ensurepip"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if has_venv {
+        return Ok(());
+    }
+    apt_install(&["python3", "python3-venv"])
+}
+
+/// `node` and `npm`, installed from Debian when missing.
+pub(crate) fn ensure_node() -> Result<(), String> {
+    let has_node = ["node", "npm"].iter().all(|tool| {
+        Command::new(tool)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if has_node {
+        return Ok(());
+    }
+    apt_install(&["nodejs", "npm"])
+}
+
 /// Installs Debian packages, which needs root (as `xtask broker start` does for RabbitMQ).
-fn apt_install(packages: &[&str]) -> Result<(), String> {
+pub(crate) fn apt_install(packages: &[&str]) -> Result<(), String> {
     let root_user = Command::new("id")
         .arg("-u")
         .output()
         .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
     if !root_user {
         return Err(format!(
-            "the interop suites need {}: install them (`apt-get install {}`) or run as root",
+            "this step needs {}: install them (`apt-get install {}`) or run as root",
             packages.join(" and "),
             packages.join(" ")
         ));
