@@ -468,6 +468,8 @@ impl Core {
             std::mem::take(&mut self.receipts),
             self.connection.take(),
         );
+        // Commands waiting for write room see the end instead of a write that never comes.
+        self.shared.written.notify_waiters();
         (std::mem::take(&mut self.disconnecting), leftovers)
     }
 
@@ -498,6 +500,8 @@ impl Core {
             .is_some_and(|c| c.attempt == attempt)
         {
             self.connection = None;
+            // No write of that connection will wake the commands waiting for room in it.
+            self.shared.written.notify_waiters();
         }
     }
 
@@ -585,6 +589,7 @@ impl Core {
                 {
                     if let Some(c) = self.connection.take() {
                         let _ = c.writer.send(WriterMessage::Close);
+                        self.shared.written.notify_waiters();
                     }
                 }
             }

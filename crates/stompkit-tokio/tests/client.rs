@@ -401,3 +401,50 @@ async fn the_unwritten_bound_is_configurable_and_even_one_byte_lets_every_send_t
         assert!(body.starts_with(&format!("{n}:")), "send {n}: {body:.20}");
     }
 }
+
+#[tokio::test]
+async fn a_send_waiting_for_write_room_ends_when_the_client_gives_up() {
+    let (listener, url) = listener().await;
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        // No second connection: the client's one attempt after the loss is refused.
+        drop(listener);
+        let mut peer = Peer::new(stream);
+        let connect = peer.frame().await.expect("CONNECT");
+        assert_eq!(connect.command(), Command::Connect);
+        // Promises a heart-beat every 500 ms, then neither sends one nor reads: the client
+        // ends the connection while its writing task is stuck on the full socket.
+        peer.say(b"CONNECTED\nversion:1.2\nheart-beat:500,0\n\n\0")
+            .await;
+        std::future::pending::<()>().await;
+    });
+    let client = Client::builder(&url)
+        .unwrap()
+        .heart_beat(Duration::ZERO, Duration::from_millis(500))
+        .max_unwritten_bytes(1024)
+        .session_with(|s| s.with_backoff(BackoffConfig::default().max_attempts(Some(0))))
+        .connect()
+        .await
+        .unwrap();
+    let body = "x".repeat(64 * 1024);
+    // Sends go through until the socket's buffers are full; then one waits for room.
+    let mut parked = None;
+    for _ in 0..10_000 {
+        let mut send = Box::pin(client.send(Message::new("/queue/a", body.clone())));
+        match timeout(Duration::from_millis(50), &mut send).await {
+            Ok(Ok(_)) => {}
+            // The heart-beat deadline may pass first: then there is nothing to wait for.
+            Ok(Err(e)) => panic!("a send failed before one waited: {e}"),
+            Err(_) => {
+                parked = Some(send);
+                break;
+            }
+        }
+    }
+    let parked = parked.expect("a send waits for write room");
+    // The silent broker is dropped and the client gives up: the waiting send must end with
+    // it (no write of the stuck connection will ever wake it).
+    let result = timeout(LIMIT, parked).await.expect("the waiting send ends");
+    // Queued after the loss (and reported dropped when the client closes), or refused.
+    assert!(matches!(result, Ok(_) | Err(Error::Closed)), "{result:?}");
+}
