@@ -29,13 +29,16 @@ const IDLE_CHECK: Duration = Duration::from_millis(100);
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let args = common::args();
-    match run(args).await {
+    let code = match run(args).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(2)
         }
-    }
+    };
+    // A failed or timed-out run leaves threads blocked on their sockets, which the
+    // runtime would wait for without end: exit without them (the summary is flushed).
+    std::process::exit(if code == ExitCode::SUCCESS { 0 } else { 2 })
 }
 
 /// A connection after `CONNECTED`, with what was read past that frame.

@@ -25,8 +25,9 @@ use crate::status::{Aggregator, Flow, Sample, per_second, status_line};
 /// consumer in another process (on the same machine) can measure the delivery latency.
 pub(crate) const SENT_HEADER: &str = "bench-sent-ns";
 
-/// The header naming each message: `<producer>.<n>`, so that a consumer counts a message
-/// delivered twice (re-sent after a lost receipt, or its ACK lost) once.
+/// The header naming each message: `<run>.<producer>.<n>` (`run` a random number per
+/// `stompkit bench`, in hex), so that a consumer counts a message delivered twice (re-sent
+/// after a lost receipt, or its ACK lost) once, and tells another run's messages apart.
 const SEQ_HEADER: &str = "bench-seq";
 
 /// Most producers or consumers: each is a connection of its own.
@@ -203,6 +204,8 @@ struct Shared {
     /// Which messages were received, by `bench-seq`: one set for all consumers of a queue,
     /// one per consumer of a topic.
     seen: Mutex<Vec<Seen>>,
+    /// This run's part of `bench-seq`.
+    run: u64,
     /// Deliveries that complete the run; `u64::MAX` until the producers are done.
     expected: AtomicU64,
     /// Nanoseconds from the start to the last delivery.
@@ -278,7 +281,7 @@ async fn bench(args: &Args, amount: Amount) -> Result<Summary, Failure> {
         biased;
         failure = failed => Err(failure),
         result = tokio::time::timeout(limit, measured) => {
-            result.unwrap_or_else(|_| Err(Failure::Input(timed_out(args, counters.get()))))
+            result.unwrap_or_else(|_| Err(Failure::Input(timed_out(args, fan_out, counters.get()))))
         }
         never = stats => match never {},
     };
@@ -289,7 +292,7 @@ async fn bench(args: &Args, amount: Amount) -> Result<Summary, Failure> {
 }
 
 /// Why the run did not end within `--timeout`, with what got through.
-fn timed_out(args: &Args, counters: Option<&Arc<Shared>>) -> String {
+fn timed_out(args: &Args, fan_out: bool, counters: Option<&Arc<Shared>>) -> String {
     let mut text = format!("--timeout {}: the run did not end in time", args.timeout);
     let Some(shared) = counters else {
         return text + " (still connecting)";
@@ -304,6 +307,9 @@ fn timed_out(args: &Args, counters: Option<&Arc<Shared>>) -> String {
             if received < expected && (!args.receipts || args.ack == Ack::Auto) {
                 text += "; a message in flight when a connection drops is lost without \
                          --receipts or with --ack auto, and the run waits for it until --timeout";
+            } else if received < expected && fan_out {
+                text += "; a topic's subscriber misses what is published while it reconnects, \
+                         and the run waits for it until --timeout";
             }
         }
     }
@@ -351,6 +357,7 @@ async fn measure(
         receipted: AtomicU64::new(0),
         received: AtomicU64::new(0),
         duplicates: AtomicU64::new(0),
+        run: run_id(),
         seen: Mutex::new(
             std::iter::repeat_with(Seen::default)
                 .take(if fan_out { args.consumers } else { 1 })
@@ -367,6 +374,7 @@ async fn measure(
         consumers.0.push(tokio::spawn(consume(
             subscription,
             args.ack,
+            fan_out,
             if fan_out { i } else { 0 },
             Arc::clone(&shared),
             done_rx.clone(),
@@ -526,7 +534,10 @@ async fn produce(
     {
         let message = Message::new(producer.destination.clone(), producer.body.clone())
             .header(SENT_HEADER, unix_nanos().to_string())
-            .header(SEQ_HEADER, format!("{}.{sent}", producer.index));
+            .header(
+                SEQ_HEADER,
+                format!("{:016x}.{}.{sent}", shared.run, producer.index),
+            );
         if producer.receipts.is_some() {
             let sent_at = Instant::now();
             let confirmation = with_room(&client, message, |m| client.send_with_receipt(m)).await?;
@@ -545,6 +556,24 @@ async fn produce(
     let mut collector = collector;
     let task = collector.0.pop().expect("the collector task");
     joined(task.await)
+}
+
+/// A random number naming this run in `bench-seq`.
+fn run_id() -> u64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.write_u64(unix_nanos());
+    hasher.finish()
+}
+
+/// The producer and number of a `bench-seq` value written by the run `run`.
+fn parse_seq(value: &str, run: u64) -> Option<(usize, u64)> {
+    let mut parts = value.split('.');
+    let ours = u64::from_str_radix(parts.next()?, 16).ok()? == run;
+    let producer = parts.next()?.parse().ok()?;
+    let n = parts.next()?.parse().ok()?;
+    (ours && parts.next().is_none()).then_some((producer, n))
 }
 
 /// The messages of each producer received so far: a bit per message, so a few hundred KiB
@@ -583,8 +612,9 @@ impl Seen {
 const QUEUE_FULL_RETRY: Duration = Duration::from_millis(10);
 
 /// Sends with `send`. While the outbound queue is full (the connection dropped and the
-/// queue filled up while the client reconnects), waits for the client to be connected and
-/// tries again: a producer held back, not a failed run. Other errors end the run.
+/// queue filled up while the client reconnects, or receipted sends beyond the session's
+/// send window filled it), waits for the client to be connected and tries again every
+/// [`QUEUE_FULL_RETRY`]: a producer held back, not a failed run. Other errors end the run.
 async fn with_room<T, F>(
     client: &Client,
     mut message: Message,
@@ -609,6 +639,7 @@ where
 async fn consume(
     mut subscription: Subscription,
     ack: Ack,
+    fan_out: bool,
     seen_by: usize,
     shared: Arc<Shared>,
     mut done: watch::Receiver<bool>,
@@ -633,18 +664,22 @@ async fn consume(
         if ack != Ack::Auto {
             match delivery.ack().await {
                 Ok(()) => {}
-                // It came on a connection that is gone: the broker delivers it again, and
-                // that delivery counts.
-                Err(Error::Session(SessionError::NotConnected | SessionError::StaleHandle)) => {
+                // It came on a connection that is gone. A queue delivers it again, and that
+                // delivery counts; a topic's subscription went with the connection, so this
+                // one counts.
+                Err(Error::Session(SessionError::NotConnected | SessionError::StaleHandle))
+                    if !fan_out =>
+                {
                     continue;
                 }
+                Err(Error::Session(SessionError::NotConnected | SessionError::StaleHandle)) => {}
                 Err(e) => return Err(e),
             }
         }
+        // Another program's message, or another run's, counts as it always did.
         let first = delivery
             .header(SEQ_HEADER)
-            .and_then(|v| v.split_once('.'))
-            .and_then(|(p, n)| Some((p.parse::<usize>().ok()?, n.parse::<u64>().ok()?)))
+            .and_then(|v| parse_seq(v, shared.run))
             .is_none_or(|(producer, n)| {
                 let mut seen = shared.seen.lock().unwrap_or_else(PoisonError::into_inner);
                 seen[seen_by].insert(producer, n)
@@ -1060,7 +1095,20 @@ impl Summary {
 mod tests {
     use std::time::Duration;
 
-    use super::{Histogram, MAX_CLIENTS, Seen, share};
+    use super::{Histogram, MAX_CLIENTS, Seen, parse_seq, share};
+
+    #[test]
+    fn only_this_runs_sequence_numbers_are_read() {
+        assert_eq!(parse_seq("00000000000000ff.2.17", 0xff), Some((2, 17)));
+        assert_eq!(
+            parse_seq("00000000000000fe.2.17", 0xff),
+            None,
+            "another run"
+        );
+        for bad in ["", "ff", "ff.2", "ff.x.1", "ff.2.-1", "ff.2.1.0", "zz.2.1"] {
+            assert_eq!(parse_seq(bad, 0xff), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn seen_counts_each_message_of_each_producer_once() {
