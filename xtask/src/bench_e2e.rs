@@ -512,9 +512,12 @@ fn python_venv(work: &Path) -> Result<PathBuf, String> {
     if pinned {
         return Ok(python);
     }
-    if !python.is_file() {
+    // A venv left half made (no pip) by an interrupted run is made again.
+    if !(python.is_file() && venv.join("bin/pip").is_file()) {
         crate::interop::ensure_python_venv()?;
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        run(Command::new("python3")
+            .args(["-m", "venv", "--clear"])
+            .arg(&venv))?;
     }
     run(Command::new("timeout")
         .arg(INSTALL_LIMIT_SECS.to_string())
