@@ -2,7 +2,7 @@
 //!
 //! This file only parses arguments and dispatches; each subcommand lives in its own module.
 
-use std::io::{self, Write as _};
+use std::io;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -113,7 +113,8 @@ fn main() -> ExitCode {
         Err(Failure::Io(e)) => (format!("I/O error: {e}"), 1),
         Err(Failure::Input(message)) => (message, 2),
     };
-    // Nothing more can be reported if stderr is gone.
-    let _ = writeln!(io::stderr().lock(), "error: {message}");
+    // Over a status line written in place, if any; nothing more can be reported if stderr
+    // is gone.
+    connect::note(&format!("error: {message}"));
     ExitCode::from(status)
 }
