@@ -108,6 +108,12 @@ pub(crate) struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
 
+    /// Once every message is sent, end the run (exit status 2, saying how many arrived) when
+    /// no delivery has come for SECS seconds, instead of waiting for --timeout for messages
+    /// that were lost
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    settle: Option<u64>,
+
     /// Print the summary as one JSON object
     #[arg(long)]
     json: bool,
@@ -291,6 +297,29 @@ async fn bench(args: &Args, amount: Amount) -> Result<Summary, Failure> {
     late.into_iter().flatten().next().map_or(Ok(summary), Err)
 }
 
+/// `--settle`: resolves once no delivery has come for `secs` seconds (never without it).
+async fn settle(secs: Option<u64>, shared: &Shared) -> Failure {
+    let Some(secs) = secs else {
+        return std::future::pending().await;
+    };
+    let quiet = Duration::from_secs(secs);
+    let mut seen = shared.received.load(Ordering::SeqCst);
+    let mut since = Instant::now();
+    loop {
+        tokio::time::sleep((quiet / 10).max(Duration::from_millis(10))).await;
+        let now = shared.received.load(Ordering::SeqCst);
+        if now != seen {
+            (seen, since) = (now, Instant::now());
+        } else if since.elapsed() >= quiet {
+            return Failure::Input(format!(
+                "--settle {secs}: no new message for {secs} s after every one was sent: \
+                 {now} of {} received",
+                shared.expected.load(Ordering::SeqCst)
+            ));
+        }
+    }
+}
+
 /// Why the run did not end within `--timeout`, with what got through.
 fn timed_out(args: &Args, fan_out: bool, counters: Option<&Arc<Shared>>) -> String {
     let mut text = format!("--timeout {}: the run did not end in time", args.timeout);
@@ -430,8 +459,15 @@ async fn measure(
         );
         shared.check_done();
         let mut delivery_latency = Histogram::default();
-        for task in &mut consumers.0 {
-            delivery_latency.merge(&joined(task.await).map_err(|e| fail(&e))?);
+        let joined_all = async {
+            for task in &mut consumers.0 {
+                delivery_latency.merge(&joined(task.await).map_err(|e| fail(&e))?);
+            }
+            Ok::<_, Failure>(())
+        };
+        tokio::select! {
+            result = joined_all => result?,
+            silent = settle(args.settle, &shared) => return Err(silent),
         }
         Ok::<_, Failure>((receipt_latency, delivery_latency, producers_done))
     };

@@ -255,3 +255,41 @@ fn bench_with_receipts_and_acks_counts_every_message_once_through_cut_connection
         "{summary}"
     );
 }
+
+#[test]
+fn bench_settle_ends_a_run_whose_messages_went_elsewhere() {
+    let broker = Broker::start();
+    let destination = format!("/queue/settle-{}", std::process::id());
+    // Another consumer of the same queue takes its share of the messages: the bench's
+    // consumer never gets them all, and without --settle would wait for --timeout.
+    let mut competitor = Command::new(BIN)
+        .args(["subscribe", &broker.url, &destination])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn stompkit subscribe");
+    thread::sleep(Duration::from_secs(2));
+    let out = run(&[
+        "bench",
+        &broker.url,
+        "--count",
+        "2000",
+        "--destination",
+        &destination,
+        "--settle",
+        "2",
+        "--timeout",
+        "50",
+    ]);
+    let _ = competitor.kill();
+    let _ = competitor.wait();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--settle 2: no new message for 2 s after every one was sent"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(" of 2000 received"), "{stderr}");
+    assert!(!stderr.contains("--timeout"), "{stderr}");
+}
