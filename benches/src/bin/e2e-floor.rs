@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use stompkit_codec::{Command, Decoder, ItemRef, Version};
+use stompkit_codec::{Command, Decoder, FrameRef, ItemRef, Version};
 
 #[path = "../../e2e/common.rs"]
 mod common;
@@ -118,6 +118,26 @@ impl Conn {
             Err(e) => Err(e.to_string()),
         }
     }
+
+    /// Hands every whole frame in the buffer to `f`, in order, then drops them from it.
+    fn each_frame(
+        &mut self,
+        mut f: impl FnMut(&FrameRef<'_, '_>) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let mut at = 0;
+        while let Some((item, len)) = self
+            .decoder
+            .decode_slice(&self.buf[at..])
+            .map_err(|e| e.to_string())?
+        {
+            at += len;
+            if let ItemRef::Frame(frame) = item {
+                f(&frame)?;
+            }
+        }
+        self.buf.drain(..at);
+        Ok(())
+    }
 }
 
 fn consume(mut conn: Conn, args: &Args, shared: &Shared) -> Result<Histogram, String> {
@@ -130,16 +150,7 @@ fn consume(mut conn: Conn, args: &Args, shared: &Shared) -> Result<Histogram, St
         if !conn.fill()? {
             continue;
         }
-        let mut at = 0;
-        while let Some((item, len)) = conn
-            .decoder
-            .decode_slice(&conn.buf[at..])
-            .map_err(|e| e.to_string())?
-        {
-            at += len;
-            let ItemRef::Frame(frame) = item else {
-                continue;
-            };
+        conn.each_frame(|frame| {
             if frame.command() != Command::Message {
                 return Err(format!("unexpected {:?}", frame.command()));
             }
@@ -153,8 +164,8 @@ fn consume(mut conn: Conn, args: &Args, shared: &Shared) -> Result<Histogram, St
                 .header(SENT_HEADER)
                 .and_then(|v| std::str::from_utf8(v).ok());
             shared.delivered(&mut latency, sent);
-        }
-        conn.buf.drain(..at);
+            Ok(())
+        })?;
         if !acks.is_empty() {
             conn.write(&acks)?;
             acks.clear();
@@ -183,16 +194,7 @@ fn read_receipts(mut conn: Conn, window: &Window, count: u64) -> Result<Histogra
     let mut seen = 0;
     while seen < count {
         conn.fill()?;
-        let mut at = 0;
-        while let Some((item, len)) = conn
-            .decoder
-            .decode_slice(&conn.buf[at..])
-            .map_err(|e| e.to_string())?
-        {
-            at += len;
-            let ItemRef::Frame(frame) = item else {
-                continue;
-            };
+        conn.each_frame(|frame| {
             let id = frame
                 .header("receipt-id")
                 .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok())
@@ -209,8 +211,8 @@ fn read_receipts(mut conn: Conn, window: &Window, count: u64) -> Result<Histogra
             }
             drop(state);
             seen += 1;
-        }
-        conn.buf.drain(..at);
+            Ok(())
+        })?;
     }
     Ok(latency)
 }
