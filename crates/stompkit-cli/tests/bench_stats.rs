@@ -5,40 +5,14 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_stompkit");
-/// Bound on any one command (a hang fails the test instead of stalling it).
-const BOUND: Duration = Duration::from_secs(60);
+mod support;
 
-/// `stompkit args…` with no stdin, killed if it outlives [`BOUND`].
-fn run(args: &[&str]) -> Output {
-    let child = Command::new(BIN)
-        .args(args)
-        .env_remove("STOMP_PASSCODE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn stompkit");
-    let id = child.id();
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(BOUND) {
-        Ok(output) => output.expect("wait for stompkit"),
-        Err(_) => {
-            let _ = Command::new("kill")
-                .args(["-KILL", &id.to_string()])
-                .status();
-            panic!("stompkit {args:?} still running after {BOUND:?}");
-        }
-    }
-}
+use support::{BIN, BOUND, run, text};
 
 /// A `stompkit broker` (or `proxy`) on a free loopback port, killed when dropped.
 struct Broker {
@@ -101,10 +75,6 @@ impl Drop for Broker {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn text(bytes: &[u8]) -> &str {
-    std::str::from_utf8(bytes).expect("UTF-8 output")
 }
 
 /// The status lines of `stderr`.

@@ -3,49 +3,13 @@
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_stompkit");
-/// Bound on any one command (a hang fails the test instead of stalling it).
-const BOUND: Duration = Duration::from_secs(60);
+mod support;
 
-/// `stompkit args…` with no stdin, killed if it outlives [`BOUND`].
-fn run(args: &[&str]) -> Output {
-    let child = Command::new(BIN)
-        .args(args)
-        .env_remove("STOMP_URL")
-        .env_remove("STOMP_PASSCODE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn stompkit");
-    wait_bounded(child, args)
-}
-
-fn wait_bounded(child: Child, what: &[&str]) -> Output {
-    let id = child.id();
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(BOUND) {
-        Ok(output) => output.expect("wait for stompkit"),
-        Err(_) => {
-            let _ = Command::new("kill")
-                .args(["-KILL", &id.to_string()])
-                .status();
-            panic!("stompkit {what:?} still running after {BOUND:?}");
-        }
-    }
-}
-
-fn text(bytes: &[u8]) -> &str {
-    std::str::from_utf8(bytes).expect("UTF-8 output")
-}
+use support::{BIN, BOUND, run, text};
 
 /// A running `stompkit broker` and the URLs it printed.
 struct DevBroker {
